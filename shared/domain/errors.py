@@ -1,0 +1,45 @@
+"""Typed domain errors, each with a stable machine-readable code.
+
+Entry points map them once to HTTP statuses, operation records and upload
+outcomes; nothing else decides how an error looks to a user.
+"""
+
+from __future__ import annotations
+
+
+class CatalogError(Exception):
+    """An error a user can act on. `code` is stable; `message` is for people."""
+
+    code: str = "CatalogError"
+    status: int = 400  # the HTTP status this error maps to
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"
+
+
+class InvalidParameter(CatalogError):
+    code = "InvalidParameter"
+    status = 400
+
+
+class NotFound(CatalogError):
+    code = "ResourceNotFound"
+    status = 404
+
+
+class Conflict(CatalogError):
+    code = "ConflictError"
+    status = 409
+
+
+class UploadRejected(CatalogError):
+    """A dropped blob that will never become an image, with the reason."""
+
+    code = "UploadRejected"
+    status = 400
