@@ -1,0 +1,1 @@
+"""Developer tooling: Azurite, the local app process, `make run` and `make test`. Not deployed."""

@@ -1,0 +1,90 @@
+"""Run the function app under the local runner as a child process (make run, e2e tests)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from devtools.azurite import ROOT, free_port
+from shared.settings import settings_with_defaults
+
+
+@dataclass
+class AppHost:
+    connection_string: str
+    app_dir: Path = ROOT
+    port: int = field(default_factory=free_port)
+    keys_file: Path | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)
+    stdout: IO[bytes] | int | None = None
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def env(self) -> dict[str, str]:
+        env = settings_with_defaults()
+        env["AzureWebJobsStorage"] = self.connection_string
+        env["PYTHONUNBUFFERED"] = "1"
+        if self.keys_file is not None:
+            env["FUNCRUNNER_KEYS_FILE"] = str(self.keys_file)
+        env.update(self.extra_env)
+        return env
+
+    def start(self, wait_path: str | None = "/admin/host/ping", timeout: float = 60) -> AppHost:
+        args = [sys.executable, "-m", "funcrunner", "--app-dir", str(self.app_dir),
+                "--port", str(self.port)]  # fmt: skip
+        self.process = subprocess.Popen(
+            args, cwd=ROOT, env=self.env(), stdout=self.stdout, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+        if wait_path is not None:
+            self.wait_until_up(wait_path, timeout)
+        return self
+
+    def wait_until_up(self, path: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"the function host exited with code {self.process.returncode}")
+            try:
+                with urllib.request.urlopen(self.base_url + path, timeout=2) as r:
+                    if r.status < 500:
+                        return
+            except urllib.error.HTTPError as e:
+                if e.code < 500:
+                    return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the function host did not answer {path} within {timeout}s")
+            time.sleep(0.1)
+
+    def keys(self) -> dict[str, object]:
+        path = self.keys_file or self.app_dir / ".local" / "funckeys.json"
+        return json.loads(Path(path).read_text())
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int | None:
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, sig)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=10)
+        return self.process.returncode
