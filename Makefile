@@ -1,0 +1,53 @@
+# Two commands do everything on a fresh Debian machine with Python 3.11 and Node:
+#   make run    Azurite + the function app on http://127.0.0.1:7071, with sample data
+#   make test   the whole test suite against a private Azurite
+# Both install what is missing first and are quick when nothing is.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# Debian packages the tests use to build real disks (qemu-img, sfdisk, mke2fs, mkfs.vfat, mkntfs, mtools).
+DEBS   := qemu-utils e2fsprogs fdisk dosfstools ntfs-3g mtools
+TOOLS  := qemu-img sfdisk mke2fs mkfs.vfat mkntfs mcopy
+
+.PHONY: run test lint format bench deps system-deps clean
+
+run: deps
+	$(PY) -m devtools.run
+
+test: deps system-deps
+	$(PY) -m devtools.testenv $(ARGS)
+
+lint: deps
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: deps
+	$(PY) -m ruff format .
+	$(PY) -m ruff check --fix .
+
+bench: deps system-deps
+	$(PY) -m bench.run_all
+
+deps: $(VENV)/.installed node_modules/.installed
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+system-deps:
+	@missing=""; for t in $(TOOLS); do PATH="$$PATH:/usr/sbin:/sbin" command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing Debian packages for the disk corpus (missing:$$missing)"; \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEBS) >/dev/null; \
+	fi
+
+clean:
+	rm -rf .local .pytest_cache .ruff_cache
