@@ -20,10 +20,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import azure.functions as func
+from azure.functions.queue import QueueMessage as WorkerQueueMessage
 
 from .bindings import StorageClients, flush_outputs
 from .config import QueueOptions
-from .invoker import InvocationFailed, Invoker
+from .invoker import Invoker
 from .loader import FunctionSpec
 
 log = logging.getLogger("funcrunner.queues")
@@ -42,7 +43,9 @@ def decode_body(text: str, encoding: str) -> bytes | None:
 
 
 def to_queue_message(message: Any, body: bytes) -> func.QueueMessage:
-    return func.QueueMessage(
+    # `func.QueueMessage` takes only id/body/pop_receipt; the worker builds the
+    # subclass in azure.functions.queue, which carries the dequeue count and times.
+    return WorkerQueueMessage(
         id=message.id,
         body=body,
         dequeue_count=message.dequeue_count,
@@ -184,8 +187,9 @@ class QueueListener:
         try:
             await self.handler(message, body)
         except Exception as e:
-            if not isinstance(e, InvocationFailed):
-                log.error("queue %s: message %s failed: %s", self.queue_name, message.id, e)
+            # Say why, as the HTTP host does: a timeout or a broken binding rule
+            # (InvocationFailed) is logged nowhere else.
+            log.error("queue %s: message %s failed: %s", self.queue_name, message.id, e)
             succeeded = False
         finally:
             keeper.cancel()
