@@ -158,15 +158,24 @@ def _split_constraints(body: str) -> tuple[str, list[tuple[str, str | None]]]:
     return parts[0], constraints
 
 
+def _split_default(body: str) -> tuple[str, str | None]:
+    """`id:int=5` -> ('id:int', '5'): the first `=` outside a constraint's parentheses."""
+    depth = 0
+    for i, ch in enumerate(body):
+        depth += {"(": 1, ")": -1}.get(ch, 0)
+        if ch == "=" and depth == 0:
+            return body[:i], body[i + 1 :]
+    return body, None
+
+
 def _parse_parameter(body: str) -> Parameter:
-    default = None
+    # As ASP.NET reads it: name, then constraints, then `=default` or a final `?`
+    # (so `{id:int?}` and `{n:alpha=x}` work).
+    optional = body.endswith("?")
+    body, default = _split_default(body.removesuffix("?"))
     head, constraints = _split_constraints(body)
-    if "=" in head:
-        head, default = head.split("=", 1)
     catch_all = head.startswith("*")
     head = head.lstrip("*")
-    optional = head.endswith("?")
-    head = head.rstrip("?")
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", head):
         raise RouteTemplateError(f"route parameter name '{head}' is not valid")
     return Parameter(
@@ -231,7 +240,9 @@ def parse_template(template: str) -> RouteTemplate:
                 raise RouteTemplateError("a catch-all parameter must be the last segment")
             parameters[param.name] = param
             seg_params.append(param)
-            seg_regex += f"(?P<{param.name}>{'.*' if param.catch_all else '[^/]+?'})"
+            # Greedy: in a complex segment such as {file}.{ext}, ASP.NET matches the
+            # literals from the right (LastIndexOf), so a.b.c is file=a.b, ext=c.
+            seg_regex += f"(?P<{param.name}>{'.*' if param.catch_all else '[^/]+'})"
             position = m.end()
         literal_tail = segment[position:]
         if "{" in literal_tail or "}" in literal_tail:
