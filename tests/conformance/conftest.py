@@ -68,7 +68,8 @@ def wait_for(
         time.sleep(interval)
 
 
-def _ts(text: str) -> datetime:
+def log_time(text: str) -> datetime:
+    """The timestamp of a runner log line (its first 23 characters)."""
     return datetime.strptime(text, "%Y-%m-%d %H:%M:%S,%f")
 
 
@@ -108,10 +109,10 @@ class RunningApp:
         found: dict[str, Execution] = {}
         for line in self.log_text().splitlines():
             if m := EXECUTING.match(line):
-                found[m["id"]] = Execution(m["fn"], m["id"], m["reason"], _ts(m["ts"]))
+                found[m["id"]] = Execution(m["fn"], m["id"], m["reason"], log_time(m["ts"]))
             elif (m := EXECUTED.match(line)) and m["id"] in found:
                 ex = found[m["id"]]
-                ex.ended, ex.outcome, ex.duration_ms = _ts(m["ts"]), m["outcome"], int(m["ms"])
+                ex.ended, ex.outcome, ex.duration_ms = log_time(m["ts"]), m["outcome"], int(m["ms"])
         return [e for e in found.values() if function is None or e.function == function]
 
     def finished(self, function: str, outcome: str | None = None) -> list[Execution]:

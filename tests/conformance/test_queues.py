@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from azure.core.exceptions import ResourceExistsError
 
-from .conftest import Execution, RunningApp, StartApp, Storage, unique, wait_for
+from .conftest import Execution, RunningApp, StartApp, Storage, log_time, unique, wait_for
 
 pytestmark = pytest.mark.azurite
 
@@ -164,6 +164,21 @@ def test_failed_message_moves_to_poison_with_original_content(
 ) -> None:
     assert failure.poison == ["doomed message"]
     assert storage_sdk.peek(queues.settings["Q_FAIL"]) == []
+
+
+def test_message_moves_to_poison_right_after_the_last_try(
+    failure: Failure, queues: RunningApp
+) -> None:
+    # Not after one more visibilityTimeout and a fourth dequeue.
+    moved = [
+        log_time(line[:23])
+        for line in queues.log_text().splitlines()
+        if f"Message {failure.message_id} on queue" in line and "-poison" in line
+    ]
+    assert len(moved) == 1
+    last = failure.tries[-1].ended
+    assert last is not None
+    assert (moved[0] - last).total_seconds() < VISIBILITY_TIMEOUT / 2
 
 
 def test_outputs_are_not_written_when_function_fails(
