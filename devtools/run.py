@@ -22,7 +22,9 @@ from shared.settings import settings_with_defaults
 
 
 def seed(connection: str) -> None:
-    storage = StorageAccount.from_env({**settings_with_defaults(), "AzureWebJobsStorage": connection})
+    storage = StorageAccount.from_env(
+        {**settings_with_defaults(), "AzureWebJobsStorage": connection}
+    )
     for line in ensure_resources(storage):
         print(f"  created {line}")
     try:
@@ -39,7 +41,9 @@ def main() -> int:
     args = parser.parse_args()
     local = ROOT / ".local"
     local.mkdir(exist_ok=True)
-    azurite = Azurite(10000, 10001, 10002, location=local / "azurite", log_file=local / "azurite.log")
+    azurite = Azurite(
+        10000, 10001, 10002, location=local / "azurite", log_file=local / "azurite.log"
+    )
     app: AppHost | None = None
     stopping = False
 

@@ -69,8 +69,13 @@ def _kind(blob_type: Any) -> str:
     return str(getattr(blob_type, "value", blob_type))
 
 
+def etag_of(value: str) -> str:
+    """Listings give ETags bare, properties give them quoted: compare them bare."""
+    return value.strip('"')
+
+
 def receipt_name(host_id: str, function: str, etag: str, container: str, blob: str) -> str:
-    return f"blobreceipts/{host_id}/{function}/{etag}/{container}/{blob}"
+    return f'blobreceipts/{host_id}/{function}/"{etag_of(etag)}"/{container}/{blob}'
 
 
 class BlobTriggers:
@@ -154,7 +159,7 @@ class BlobTriggers:
                 for function in functions:
                     if self.paths[function].match(blob.name) is None:
                         continue
-                    key = (function, blob.name, blob.etag)
+                    key = (function, blob.name, etag_of(blob.etag))
                     if key in self._seen:
                         continue
                     if await self._receipt_completed(function, container, blob.name, blob.etag):
@@ -213,9 +218,11 @@ class BlobTriggers:
         except ResourceNotFoundError:
             log.info("Blob %s/%s was deleted before %s ran; skipped", container, name, spec.name)
             return
-        if props.etag != etag:
+        if etag_of(props.etag) != etag_of(etag):
             # The scanner queues the new version on its own.
-            log.info("Blob %s/%s changed since it was queued; skipped this version", container, name)
+            log.info(
+                "Blob %s/%s changed since it was queued; skipped this version", container, name
+            )
             return
         receipt = self._receipt(spec.name, container, name, etag)
         with contextlib.suppress(ResourceExistsError):

@@ -38,7 +38,9 @@ class Settings:
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
-        return cls(**{f.name: env.get(f.name.upper(), DEFAULTS[f.name.upper()]) for f in fields(cls)})
+        return cls(
+            **{f.name: env.get(f.name.upper(), DEFAULTS[f.name.upper()]) for f in fields(cls)}
+        )
 
     @property
     def containers(self) -> list[str]:

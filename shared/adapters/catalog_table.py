@@ -177,6 +177,11 @@ class ImageCatalog:
             raise ImageNotFound(f"no image is named '{name[:256]}'")
         return image
 
+    def uses_media(self, media_link: str) -> bool:
+        """Does any image (still) have this disk as its MediaLink?"""
+        rows = self._range(IMAGE, IMAGE[:-1] + "}", None, {"MediaLink": media_link}, ["RowKey"])
+        return next(rows, None) is not None
+
     def summary(self, family: str) -> FamilySummary | None:
         try:
             e = self.table.get_entity(PARTITION, FAMILIES + family_key(family))

@@ -48,7 +48,11 @@ def _credential(env: dict[str, str] | os._Environ[str], prefix: str) -> Any:
 
     if env.get(f"{prefix}__credential", "").lower() == "managedidentity":
         client_id = env.get(f"{prefix}__clientId")
-        return ManagedIdentityCredential(client_id=client_id) if client_id else ManagedIdentityCredential()
+        return (
+            ManagedIdentityCredential(client_id=client_id)
+            if client_id
+            else ManagedIdentityCredential()
+        )
     return DefaultAzureCredential()
 
 
@@ -60,7 +64,9 @@ class StorageAccount:
     settings: Settings
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None, **client_options: Any) -> StorageAccount:
+    def from_env(
+        cls, environ: dict[str, str] | None = None, **client_options: Any
+    ) -> StorageAccount:
         env = os.environ if environ is None else environ
         settings = Settings.from_env(dict(env))
         conn = env.get(CONNECTION)

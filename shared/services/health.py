@@ -29,6 +29,7 @@ def check_storage(account: StorageAccount) -> HealthReport:
     s = account.settings
     checks: dict[str, str] = {}
     started = time.perf_counter()
+
     def table() -> None:
         found = account.tables.query_tables("TableName eq @n", parameters={"n": s.images_table})
         if next(iter(found), None) is None:

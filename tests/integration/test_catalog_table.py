@@ -22,7 +22,9 @@ def catalog(azurite_connection: str) -> ImageCatalog:
     return ImageCatalog(table)
 
 
-def image(name: str, family: str | None = "Ubuntu 22.04", days: int = 0, os: str = "Linux") -> Image:
+def image(
+    name: str, family: str | None = "Ubuntu 22.04", days: int = 0, os: str = "Linux"
+) -> Image:
     return Image(
         ImageName=name,
         Label=name,

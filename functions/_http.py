@@ -1,0 +1,67 @@
+"""JSON responses and the one mapping from domain errors to HTTP statuses."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import azure.functions as func
+from pydantic import BaseModel, ValidationError
+
+from shared.domain.errors import CatalogError
+
+log = logging.getLogger(__name__)
+
+
+def _default(o: Any) -> Any:
+    if isinstance(o, BaseModel):
+        return o.model_dump(mode="json", exclude_none=True)
+    if isinstance(o, datetime):
+        return o.isoformat().replace("+00:00", "Z")
+    raise TypeError(f"{type(o).__name__} is not JSON serializable")
+
+
+def json_response(
+    body: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> func.HttpResponse:
+    return func.HttpResponse(
+        json.dumps(body, default=_default),
+        status_code=status,
+        headers=headers,
+        mimetype="application/json",
+        charset="utf-8",
+    )
+
+
+def error_response(code: str, message: str, status: int) -> func.HttpResponse:
+    return json_response({"Code": code, "Message": message}, status)
+
+
+def validation_message(e: ValidationError) -> str:
+    parts = []
+    for err in e.errors()[:5]:
+        where = ".".join(str(p) for p in err["loc"]) or "body"
+        parts.append(f"{where}: {err['msg']}")
+    return "; ".join(parts)
+
+
+def json_errors(fn: Callable[..., func.HttpResponse]) -> Callable[..., func.HttpResponse]:
+    """Turn domain errors into JSON {Code, Message} with their status; log the unexpected."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> func.HttpResponse:
+        try:
+            return fn(*args, **kwargs)
+        except CatalogError as e:
+            return error_response(e.code, e.message, e.status)
+        except ValidationError as e:
+            return error_response("InvalidParameter", validation_message(e), 400)
+        except Exception:
+            log.exception("unexpected error in %s", fn.__name__)
+            return error_response("InternalError", "The server could not answer; try again.", 500)
+
+    return wrapper

@@ -1,0 +1,41 @@
+"""Queue messages the catalog sends to itself (delayed upload re-checks, captures).
+
+Messages are base64-encoded, as the Functions host expects by default
+(`messageEncoding: base64` in host.json).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from azure.storage.queue import QueueClient, QueueServiceClient, TextBase64EncodePolicy
+
+MAX_DELAY_SECONDS = 7 * 24 * 3600  # the longest visibility timeout storage allows
+
+
+def queue_client(service: QueueServiceClient, name: str) -> QueueClient:
+    return QueueClient.from_queue_url(
+        service.get_queue_client(name).url,
+        credential=service.credential,
+        message_encode_policy=TextBase64EncodePolicy(),
+    )
+
+
+class DelayedQueue:
+    def __init__(self, client: QueueClient) -> None:
+        self.client = client
+
+    def send(self, doc: dict[str, Any], delay_seconds: float = 0) -> None:
+        delay = int(min(max(delay_seconds, 0), MAX_DELAY_SECONDS))
+        self.client.send_message(json.dumps(doc), visibility_timeout=delay or None)
+
+
+class UploadRechecks:
+    """Delayed re-examination of an upload that is still being written."""
+
+    def __init__(self, queue: DelayedQueue) -> None:
+        self.queue = queue
+
+    def schedule(self, blob_name: str, delay_seconds: float) -> None:
+        self.queue.send({"BlobName": blob_name}, delay_seconds)

@@ -1,0 +1,46 @@
+"""The services' collaborators, built once per worker process from the app settings."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from shared.adapters.catalog_table import ImageCatalog
+from shared.adapters.queues import DelayedQueue, UploadRechecks, queue_client
+from shared.adapters.storage import account
+from shared.adapters.uploads_table import UploadOutcomes
+from shared.services.removal import ImageRemover
+from shared.services.uploads import UploadDeps, UploadPolicy
+
+
+@cache
+def image_catalog() -> ImageCatalog:
+    a = account()
+    return ImageCatalog(a.tables.get_table_client(a.settings.images_table))
+
+
+@cache
+def upload_outcomes() -> UploadOutcomes:
+    a = account()
+    return UploadOutcomes(a.tables.get_table_client(a.settings.uploads_table))
+
+
+@cache
+def upload_deps() -> UploadDeps:
+    a = account()
+    rechecks = UploadRechecks(DelayedQueue(queue_client(a.queues, a.settings.upload_checks_queue)))
+    return UploadDeps(
+        outcomes=upload_outcomes(),
+        catalog=image_catalog(),
+        rechecks=rechecks,
+        policy=UploadPolicy.from_env(),
+    )
+
+
+def uploads_container_blob(name: str):  # type: ignore[no-untyped-def]
+    a = account()
+    return a.blobs.get_blob_client(a.settings.uploads_container, name)
+
+
+@cache
+def image_remover() -> ImageRemover:
+    return ImageRemover(image_catalog(), account().blobs)

@@ -1,0 +1,354 @@
+"""Register an upload: judge a dropped blob and turn it into an image, or say why not.
+
+One entry, `examine_upload`, serves the blob trigger (Event Grid fires once,
+the local scanner on every new ETag) and the delayed re-checks alike. It is
+idempotent: the same blob version examined again answers the same outcome.
+Disks are only ever read by ranged reads; the uploaded blob is never written,
+only leased once it is registered.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from azure.core.exceptions import ResourceModifiedError
+from azure.storage.blob import BlobClient
+
+from shared.adapters.blobs import BlobFacts, BlobRangeReader, DiskLeaseHeld, facts, protect, release
+from shared.adapters.catalog_table import ImageCatalog
+from shared.adapters.uploads_table import UploadOutcomes
+from shared.domain.disk_probe import DiskProbe, probe_disk
+from shared.domain.errors import CatalogError
+from shared.domain.images import (
+    DiskState,
+    Image,
+    ImageKind,
+    ImageNameTaken,
+    ImageSource,
+    OSDisk,
+    OSType,
+    image_name_from_blob,
+    parse_choice,
+    validate_image_name,
+)
+from shared.domain.uploads import (
+    ErrorInfo,
+    InvalidMetadata,
+    NotAPageBlob,
+    OSNotDetermined,
+    UnsupportedFileType,
+    UploadIncomplete,
+    UploadKind,
+    UploadOutcome,
+    UploadStatus,
+    is_settled,
+    timed_out,
+    upload_kind,
+    utcnow,
+)
+from shared.domain.vhd import (
+    MissingVhdFooter,
+    NotADisk,
+    RawDiskWithoutFooter,
+    VhdFooter,
+    validate_vhd,
+)
+
+log = logging.getLogger(__name__)
+GIB = 1024**3
+
+
+class Rechecks(Protocol):
+    def schedule(self, blob_name: str, delay_seconds: float) -> None: ...
+
+
+@dataclass(frozen=True)
+class UploadPolicy:
+    settle_seconds: float = 15.0
+    timeout_seconds: float = 3600.0
+    max_os_disk_bytes: int = 2048 * GIB  # a Gen1 OS disk
+    max_data_disk_bytes: int = 32767 * GIB
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> UploadPolicy:
+        e = os.environ if env is None else env
+        return cls(
+            settle_seconds=float(e.get("UPLOAD_SETTLE_SECONDS", cls.settle_seconds)),
+            timeout_seconds=float(e.get("UPLOAD_TIMEOUT_SECONDS", cls.timeout_seconds)),
+            max_os_disk_bytes=int(float(e.get("MAX_OS_DISK_GB", 2048)) * GIB),
+            max_data_disk_bytes=int(float(e.get("MAX_DATA_DISK_GB", 32767)) * GIB),
+        )
+
+
+@dataclass
+class UploadDeps:
+    outcomes: UploadOutcomes
+    catalog: ImageCatalog
+    rechecks: Rechecks
+    policy: UploadPolicy = field(default_factory=UploadPolicy)
+    clock: Callable[[], datetime] = utcnow
+
+
+class _StillWriting(Exception):
+    def __init__(self, reason: str, delay: float) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.delay = delay
+
+
+def examine_upload(client: BlobClient, deps: UploadDeps) -> UploadOutcome | None:
+    """Judge the blob's current version; returns its outcome (None if the blob is gone)."""
+    now = deps.clock()
+    blob = facts(client)
+    prior = deps.outcomes.get(client.blob_name)
+    if blob is None:
+        return prior
+    if prior is not None and prior.ETag == blob.etag and prior.final:
+        return prior
+    outcome = UploadOutcome(
+        BlobName=blob.name,
+        Kind=upload_kind(blob.name),
+        Status=UploadStatus.PENDING,
+        ETag=blob.etag,
+        BlobType=blob.blob_type,
+        SizeInBytes=blob.size,
+        FirstSeen=prior.FirstSeen if prior else now,
+        LastChecked=now,
+    )
+    try:
+        _judge(client, blob, outcome, deps, now)
+    except _StillWriting as w:
+        outcome.Status = UploadStatus.PENDING
+        outcome.Reason = w.reason
+        _schedule(outcome, prior, deps, now, w.delay)
+    except CatalogError as e:
+        outcome.Status = UploadStatus.REJECTED
+        outcome.Error = ErrorInfo(Code=e.code, Message=e.message)
+        outcome.CompletedTime = now
+    deps.outcomes.put(outcome)
+    log.info(
+        "upload %s (%s): %s%s",
+        blob.name,
+        blob.etag,
+        outcome.Status,
+        f" {outcome.Error.Code}" if outcome.Error else f" {outcome.ImageName or outcome.Reason}",
+    )
+    return outcome
+
+
+def _schedule(
+    outcome: UploadOutcome,
+    prior: UploadOutcome | None,
+    deps: UploadDeps,
+    now: datetime,
+    delay: float,
+) -> None:
+    """One re-check chain per blob: don't start another while one is on its way."""
+    if prior is not None and prior.NextCheck is not None and prior.NextCheck > now:
+        outcome.NextCheck = prior.NextCheck
+        return
+    delay = max(1.0, math.ceil(delay))
+    outcome.NextCheck = now + timedelta(seconds=delay)
+    deps.rechecks.schedule(outcome.BlobName, delay)
+
+
+def _judge(
+    client: BlobClient, blob: BlobFacts, outcome: UploadOutcome, deps: UploadDeps, now: datetime
+) -> None:
+    policy = deps.policy
+    if outcome.Kind == UploadKind.OTHER:
+        raise UnsupportedFileType(
+            f"'{blob.name}' is neither a .vhd disk nor a VM image manifest (*.image.json); "
+            "only fixed VHD files become images. Convert other formats with "
+            "`qemu-img convert -O vpc -o subformat=fixed,force_size=on`."
+        )
+    if outcome.Kind == UploadKind.MANIFEST:
+        raise UnsupportedFileType("VM image manifests are not supported yet")
+    if blob.blob_type != "PageBlob":
+        # Committed at once, so judge it now: say first what is wrong with the bytes.
+        validate_vhd(BlobRangeReader(client, blob.size, blob.etag), max_size_bytes=2**63)
+        raise NotAPageBlob(
+            f"'{blob.name}' was uploaded as a {blob.blob_type}; Azure disks must be page blobs. "
+            "Upload it again as a page blob: `az storage blob upload --type page ...`, "
+            "`azcopy copy DISK.vhd URL --blob-type PageBlob`, or `vmimage upload`."
+        )
+    settled, wait = is_settled(blob.last_modified, blob.metadata, now, policy.settle_seconds)
+    if not settled:
+        _unless_timed_out(blob, now, policy)
+        raise _StillWriting(
+            f"upload in progress: judged once the blob has not changed for "
+            f"{policy.settle_seconds:g}s (or when its metadata says uploadstate=complete)",
+            wait,
+        )
+    max_bytes = (
+        policy.max_data_disk_bytes
+        if outcome.Kind == UploadKind.VM_DISK
+        else policy.max_os_disk_bytes
+    )
+    reader = BlobRangeReader(client, blob.size, blob.etag)
+    try:
+        footer = validate_vhd(reader, max_size_bytes=max_bytes)
+        probe = probe_disk(reader, disk_size=footer.current_size)
+    except ResourceModifiedError as e:
+        raise _StillWriting("the blob changed while it was being read", 1.0) from e
+    except MissingVhdFooter as e:
+        if _footer_maybe_on_its_way(e, blob, reader):
+            _unless_timed_out(blob, now, policy)
+            raise _StillWriting(
+                "no VHD footer yet (the last 512 bytes are still empty)",
+                policy.settle_seconds,
+            ) from None
+        raise
+    finally:
+        outcome.BytesRead = reader.bytes_read
+    outcome.VirtualSizeInBytes = footer.current_size
+    outcome.Detected = _detected(probe)
+    outcome.Warnings = list(probe.warnings)
+    if outcome.Kind == UploadKind.VM_DISK:
+        outcome.Reason = "validated; it becomes part of a VM image when its manifest is registered"
+        return
+    image = _image_from_upload(client, blob, footer, probe, outcome)
+    _register(client, image, deps)
+    outcome.Status = UploadStatus.REGISTERED
+    outcome.ImageName = image.ImageName
+    outcome.Warnings = list(image.Warnings)
+    outcome.CompletedTime = now
+
+
+def _footer_maybe_on_its_way(e: MissingVhdFooter, blob: BlobFacts, reader: BlobRangeReader) -> bool:
+    """Could this still become a fixed VHD once its last page is written?
+
+    Only if nothing else was recognised, the size is a whole number of MiB plus
+    a footer, and the last sector was never written (reads as zeros).
+    """
+    if type(e) not in (MissingVhdFooter, RawDiskWithoutFooter, NotADisk):
+        return False
+    if blob.size < 512 or (blob.size - 512) % (1024 * 1024) != 0:
+        return False
+    return not any(reader.read(blob.size - 512, 512))
+
+
+def _unless_timed_out(blob: BlobFacts, now: datetime, policy: UploadPolicy) -> None:
+    if timed_out(blob.created, now, policy.timeout_seconds):
+        raise UploadIncomplete(
+            f"the upload of '{blob.name}' did not finish within {policy.timeout_seconds:g}s of "
+            "its creation (it kept changing, or its VHD footer never arrived). Upload it again; "
+            "if your tool can, set the metadata uploadstate=complete when it is done."
+        )
+
+
+def _detected(probe: DiskProbe) -> dict[str, Any]:
+    d = probe.to_dict()
+    d.pop("warnings", None)
+    return d
+
+
+def _declared(blob: BlobFacts) -> dict[str, str]:
+    return {k: v.strip() for k, v in blob.metadata.items() if v and v.strip()}
+
+
+def _family_from(probe: DiskProbe) -> str | None:
+    rel = probe.os_release
+    name = rel.get("NAME")
+    version = rel.get("VERSION_ID")
+    return f"{name} {version}" if name and version else None
+
+
+def _image_from_upload(
+    client: BlobClient, blob: BlobFacts, footer: VhdFooter, probe: DiskProbe, outcome: UploadOutcome
+) -> Image:
+    declared = _declared(blob)
+    name = declared.get("imagename")
+    if name is not None:
+        validate_image_name(name)
+    else:
+        name = image_name_from_blob(blob.name)
+    warnings = list(probe.warnings)
+    try:
+        declared_os = parse_choice(declared["os"], OSType, "os") if "os" in declared else None
+        state = parse_choice(declared.get("osstate", "Generalized"), DiskState, "osstate")
+    except CatalogError as e:
+        raise InvalidMetadata(f"blob metadata: {e.message}") from e
+    detected_os = OSType(probe.os) if probe.os in ("Linux", "Windows") else None
+    if declared_os and detected_os and declared_os != detected_os:
+        warnings.append(
+            f"The metadata declares os={declared_os} but the disk looks like {detected_os}; "
+            f"the declared value is used."
+        )
+    os_type = declared_os or detected_os
+    if os_type is None:
+        raise OSNotDetermined(
+            f"no operating system was declared or found on '{blob.name}' "
+            f"(partitions: {probe.partition_style or 'none'}; file systems: "
+            f"{', '.join(probe.filesystems) or 'none'}). Set the blob metadata os=Linux or "
+            "os=Windows, or upload a disk with an OS on it."
+        )
+    family = declared.get("imagefamily") or _family_from(probe)
+    if "imagefamily" in declared and _family_from(probe) and _family_from(probe) != family:
+        warnings.append(
+            f"The metadata declares imagefamily={family!r}; the disk says {_family_from(probe)!r}."
+        )
+    size_gb = math.ceil(footer.current_size / GIB)
+    media_link = client.url.split("?")[0]
+    kind = ImageKind.VM if state == DiskState.SPECIALIZED else ImageKind.OS
+    return Image(
+        ImageName=name,
+        ImageType=kind,
+        Label=declared.get("label") or name,
+        Description=declared.get("description"),
+        ImageFamily=family,
+        OS=os_type,
+        PublishedDate=blob.last_modified,
+        LogicalSizeInGB=size_gb,
+        MediaLink=media_link if kind == ImageKind.OS else None,
+        OSDiskConfiguration=OSDisk(
+            OS=os_type,
+            OSState=state,
+            MediaLink=media_link,
+            LogicalDiskSizeInGB=size_gb,
+            SourceBlob=f"{blob.container}/{blob.name}",
+        ),
+        Source=ImageSource.UPLOAD,
+        SourceUpload=f"{blob.container}/{blob.name}@{blob.etag}",
+        Generation=probe.generation,
+        Probe=outcome.Detected,
+        Warnings=warnings,
+    )
+
+
+class DiskLeased(CatalogError):
+    code = "DiskLeased"
+
+
+def _register(client: BlobClient, image: Image, deps: UploadDeps) -> None:
+    """Lease the disk, then publish the image; a name clash undoes the lease."""
+    try:
+        protect(client)
+    except DiskLeaseHeld as e:
+        raise DiskLeased(
+            f"{e}; the catalog cannot protect it. Break that lease and upload again."
+        ) from e
+    try:
+        deps.catalog.add(image)
+    except ImageNameTaken:
+        existing = deps.catalog.find(image.ImageName)
+        if existing is not None and existing.SourceUpload == image.SourceUpload:
+            return  # this very upload was registered before (a repeated delivery)
+        release(client)
+        raise
+
+
+def parse_recheck(body: bytes) -> str:
+    """The blob name in a re-check message; InvalidMetadata-free, a plain ValueError if bad."""
+    doc = json.loads(body)
+    name = doc.get("BlobName") if isinstance(doc, dict) else None
+    if not isinstance(name, str) or not name:
+        raise ValueError("a re-check message needs a BlobName")
+    return name

@@ -1,0 +1,201 @@
+"""Dropping disks into `uploads`, end to end: real disks built with real tools,
+uploaded as page blobs to Azurite, judged by the running app, read back over HTTP."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from azure.core.exceptions import HttpResponseError
+
+from devtools.apphost import AppHost
+from devtools.upload import upload_page_blob
+from shared.adapters.storage import StorageAccount
+from tests.vhd_corpus import CASES, Corpus, CorpusToolMissing
+
+
+@pytest.fixture(scope="session")
+def disk(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    corpus = Corpus(tmp_path_factory.mktemp("e2e-corpus"))
+
+    def get(name: str) -> Path:
+        try:
+            return corpus[name]
+        except CorpusToolMissing as e:
+            pytest.fail(f"the test command should have installed the disk tools: {e}")
+
+    return get
+
+
+def drop(
+    storage: StorageAccount,
+    path: Path,
+    name: str,
+    metadata: dict[str, str] | None = None,
+    page: bool = True,
+) -> str:
+    client = storage.blobs.get_blob_client(storage.settings.uploads_container, name)
+    if page and path.stat().st_size % 512 == 0:
+        upload_page_blob(client, path, metadata)
+    else:
+        with open(path, "rb") as f:
+            client.upload_blob(f, metadata=metadata, overwrite=True)
+    return client.get_blob_properties().etag
+
+
+def outcome(app: AppHost, name: str, timeout: float = 30) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        r = requests.get(f"{app.base_url}/api/uploads/{name}", timeout=10)
+        if r.status_code == 200 and r.json()["Status"] != "Pending":
+            return r.json()
+        if time.monotonic() > deadline:
+            pytest.fail(f"{name} still not judged after {timeout}s: {r.status_code} {r.text}")
+        time.sleep(0.2)
+
+
+def unique(stem: str, ext: str = ".vhd") -> str:
+    return f"{stem}-{uuid.uuid4().hex[:8]}{ext}"
+
+
+def test_a_linux_disk_becomes_an_os_image(catalog_app, storage, disk) -> None:
+    name = unique("ubuntu")
+    etag = drop(storage, disk("linux_ext4_mbr"), name)
+    result = outcome(catalog_app, name)
+    assert result["Status"] == "Registered", result
+    assert result["ImageName"] == name[:-4]
+    assert result["Detected"]["osRelease"]["ID"] == "ubuntu"
+    assert result["BytesRead"] < 256 * 1024
+    image = requests.get(
+        f"{catalog_app.base_url}/api/images/{result['ImageName']}", timeout=10
+    ).json()
+    assert image["ImageType"] == "OSImage"
+    assert image["OS"] == "Linux"
+    assert image["Category"] == "User"
+    assert image["Source"] == "Upload"
+    assert image["ImageFamily"] == "Ubuntu 22.04"
+    assert image["OSDiskConfiguration"]["OSState"] == "Generalized"
+    assert image["LogicalSizeInGB"] == 1
+    assert image["MediaLink"].endswith(f"/uploads/{name}")
+    assert image["Generation"] == 1
+    # The catalog never changed the blob, and now protects it from deletion.
+    blob = storage.blobs.get_blob_client("uploads", name)
+    assert blob.get_blob_properties().etag == etag
+    with pytest.raises(HttpResponseError) as refused:
+        blob.delete_blob()
+    assert refused.value.status_code == 412
+
+
+def test_a_windows_gpt_disk_is_windows_generation_2(catalog_app, storage, disk) -> None:
+    name = unique("win2022")
+    drop(storage, disk("windows_gpt"), name, {"imagefamily": "My Windows", "label": "Win label"})
+    result = outcome(catalog_app, name)
+    assert result["Status"] == "Registered", result
+    image = requests.get(
+        f"{catalog_app.base_url}/api/images/{result['ImageName']}", timeout=10
+    ).json()
+    assert (image["OS"], image["Generation"]) == ("Windows", 2)
+    assert (image["ImageFamily"], image["Label"]) == ("My Windows", "Win label")
+
+
+@pytest.mark.parametrize(
+    "case",
+    sorted(c for c, spec in CASES.items() if spec.code is not None),
+)
+def test_every_broken_or_unsupported_disk_is_rejected_with_its_code(
+    catalog_app, storage, disk, case: str
+) -> None:
+    name = unique(case)
+    etag = drop(storage, disk(case), name)
+    result = outcome(catalog_app, name)
+    assert result["Status"] == "Rejected"
+    assert result["Error"]["Code"] == CASES[case].code, result
+    assert len(result["Error"]["Message"]) > 30
+    # Rejected blobs stay exactly as uploaded.
+    assert storage.blobs.get_blob_client("uploads", name).get_blob_properties().etag == etag
+
+
+def test_a_block_blob_is_told_how_to_upload_as_a_page_blob(catalog_app, storage, disk) -> None:
+    name = unique("block")
+    drop(storage, disk("linux_ext4_mbr"), name, page=False)
+    result = outcome(catalog_app, name)
+    assert result["Error"]["Code"] == "NotAPageBlob"
+    assert "--type page" in result["Error"]["Message"]
+
+
+@pytest.mark.parametrize("ext", [".txt", ".vhdx", ".iso", ""])
+def test_anything_else_dropped_is_rejected_not_ignored(catalog_app, storage, tmp_path, ext) -> None:
+    name = unique("notes", ext)
+    path = tmp_path / "f"
+    path.write_bytes(b"hello\n" * 100)
+    drop(storage, path, name, page=False)
+    assert outcome(catalog_app, name)["Error"]["Code"] == "UnsupportedFileType"
+
+
+def test_the_vhd_extension_is_matched_in_any_case(catalog_app, storage, disk) -> None:
+    name = unique("UPPER", ".VHD")
+    drop(storage, disk("linux_ext4_mbr"), name)
+    assert outcome(catalog_app, name)["Status"] == "Registered"
+
+
+def test_a_blank_disk_needs_a_declared_os(catalog_app, storage, disk) -> None:
+    bare = unique("blank")
+    drop(storage, disk("blank_fixed"), bare)
+    result = outcome(catalog_app, bare)
+    assert result["Error"]["Code"] == "OSNotDetermined"
+    declared = unique("blank-declared")
+    drop(storage, disk("blank_fixed"), declared, {"os": "windows"})
+    result = outcome(catalog_app, declared)
+    assert result["Status"] == "Registered"
+    image = requests.get(f"{catalog_app.base_url}/api/images/{result['ImageName']}", timeout=10)
+    assert image.json()["OS"] == "Windows"
+
+
+def test_a_declared_os_wins_over_the_detected_one_with_a_warning(
+    catalog_app, storage, disk
+) -> None:
+    name = unique("contradiction")
+    drop(storage, disk("linux_ext4_mbr"), name, {"os": "Windows"})
+    result = outcome(catalog_app, name)
+    assert result["Status"] == "Registered"
+    assert any("declares os=Windows" in w for w in result["Warnings"])
+
+
+def test_a_taken_name_is_a_rejection_never_an_overwrite(catalog_app, storage, disk) -> None:
+    image_name = f"shared-name-{uuid.uuid4().hex[:6]}"
+    first, second = unique("first"), unique("second")
+    drop(storage, disk("linux_ext4_mbr"), first, {"imagename": image_name})
+    assert outcome(catalog_app, first)["Status"] == "Registered"
+    drop(storage, disk("windows_gpt"), second, {"imagename": image_name.upper()})
+    result = outcome(catalog_app, second)
+    assert result["Error"]["Code"] == "ImageNameTaken"
+    image = requests.get(f"{catalog_app.base_url}/api/images/{image_name}", timeout=10).json()
+    assert image["OS"] == "Linux"
+    # The loser's blob is not left leased.
+    storage.blobs.get_blob_client("uploads", second).delete_blob()
+
+
+def test_an_invalid_declared_name_is_rejected(catalog_app, storage, disk) -> None:
+    name = unique("badname")
+    drop(storage, disk("linux_ext4_mbr"), name, {"imagename": "no spaces allowed"})
+    assert outcome(catalog_app, name)["Error"]["Code"] == "InvalidImageName"
+
+
+def test_a_2_tib_sparse_disk_registers_reading_under_1_mib(catalog_app, storage, disk) -> None:
+    name = unique("huge")
+    drop(storage, disk("huge_sparse"), name, {"os": "Linux"})
+    result = outcome(catalog_app, name)
+    assert result["Status"] == "Registered", result
+    assert result["VirtualSizeInBytes"] == 2 * 1024**4
+    assert result["BytesRead"] < 1024 * 1024
+
+
+def test_an_unknown_upload_is_404_with_a_json_error(catalog_app) -> None:
+    r = requests.get(f"{catalog_app.base_url}/api/uploads/never-seen.vhd", timeout=10)
+    assert r.status_code == 404
+    assert r.json()["Code"] == "UploadNotFound"
