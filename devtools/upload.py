@@ -1,5 +1,9 @@
 """Upload a local disk as a page blob the way azcopy does: created at full size, then
-written in chunks, in parallel, skipping chunks that are all zeros (sparse stays sparse)."""
+written in chunks, in parallel, skipping chunks that are all zeros (sparse stays sparse).
+
+Unlike azcopy it also tells the catalog when the upload is complete (blob metadata
+`uploadstate`), so the disk is judged once, whole, without waiting for a settle window.
+"""
 
 from __future__ import annotations
 
@@ -23,7 +27,9 @@ def upload_page_blob(
     size = path.stat().st_size
     if size % 512:
         raise ValueError(f"{path} is {size} bytes, not a multiple of 512: not a page blob")
-    client.create_page_blob(size, metadata=metadata)
+    # Tell the catalog we are still writing, and below when we are done, so that it
+    # judges the disk exactly once, complete (see shared/domain/uploads.py).
+    client.create_page_blob(size, metadata={**(metadata or {}), "uploadstate": "uploading"})
 
     def write(offset: int) -> int:
         with open(path, "rb") as f:
@@ -40,6 +46,7 @@ def upload_page_blob(
             sent += n
             if on_progress is not None:
                 on_progress(n)
+    client.set_blob_metadata({**(metadata or {}), "uploadstate": "complete"})
     return sent
 
 

@@ -3,8 +3,10 @@
 The completeness rule (documented in the README): a page blob is created at
 full size and then written piece by piece, so a trigger may see it half
 written. A page blob is judged only when it has not changed for
-`settle_seconds` (its Last-Modified is that old), or when its uploader says it
-is done with the metadata `uploadstate=complete`. Until then it is `Pending`
+`settle_seconds` (its Last-Modified is that old), or, for an uploader that
+cooperates (our CLI does), when it sets the metadata `uploadstate=complete`;
+a blob created with `uploadstate=uploading` is never judged by the settle
+window, only by that signal (or the time limit). Until then it is `Pending`
 and re-examined through a delayed queue message. A settled blob whose last
 sector was never written (all zeros, no footer) is still treated as
 unfinished. An upload still unfinished `timeout_seconds` after the blob was
@@ -18,9 +20,10 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.domain.errors import UploadRejected
+from shared.domain.images import CachingMode, DiskState, OSType
 
 MANIFEST_SUFFIX = ".image.json"
 VM_DISK_FOLDER_SUFFIX = ".image"
@@ -72,6 +75,43 @@ class InvalidMetadata(UploadRejected):
     code = "InvalidMetadata"
 
 
+class ManifestDisk(BaseModel):
+    model_config = ConfigDict(extra="forbid", use_enum_values=True)
+
+    Blob: str = Field(min_length=1, max_length=1024)
+    HostCaching: CachingMode = CachingMode.READ_WRITE
+
+
+class ManifestDataDisk(ManifestDisk):
+    Lun: int = Field(ge=0, le=63)
+    HostCaching: CachingMode = CachingMode.NONE
+
+
+class VmImageManifest(BaseModel):
+    """`<name>.image.json`: a VM image made of uploaded disks in `<name>.image/`."""
+
+    model_config = ConfigDict(extra="forbid", use_enum_values=True)
+
+    ImageName: str | None = None
+    Label: str | None = None
+    Description: str | None = None
+    ImageFamily: str | None = None
+    OS: OSType | None = None
+    OSState: DiskState = DiskState.GENERALIZED
+    OSDisk: ManifestDisk
+    DataDisks: list[ManifestDataDisk] = Field(default_factory=list, max_length=64)
+
+    @model_validator(mode="after")
+    def _distinct(self) -> VmImageManifest:
+        luns = [d.Lun for d in self.DataDisks]
+        if len(set(luns)) != len(luns):
+            raise ValueError("each data disk needs its own Lun")
+        blobs = [self.OSDisk.Blob, *(d.Blob for d in self.DataDisks)]
+        if len({b.lower() for b in blobs}) != len(blobs):
+            raise ValueError("a disk blob may be listed only once")
+        return self
+
+
 class ErrorInfo(BaseModel):
     Code: str
     Message: str
@@ -107,8 +147,12 @@ def is_settled(
     last_modified: datetime, metadata: dict[str, str], now: datetime, settle_seconds: float
 ) -> tuple[bool, float]:
     """(settled?, seconds still to wait) under the completeness rule."""
-    if metadata.get("uploadstate", "").lower() == "complete":
+    state = metadata.get("uploadstate", "").lower()
+    if state == "complete":
         return True, 0.0
+    if state:
+        # The uploader promised to say when it is done (e.g. "uploading"): wait for it.
+        return False, settle_seconds
     age = (now - last_modified).total_seconds()
     return age >= settle_seconds, max(0.0, settle_seconds - age)
 

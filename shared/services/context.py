@@ -29,6 +29,7 @@ def upload_deps() -> UploadDeps:
     a = account()
     rechecks = UploadRechecks(DelayedQueue(queue_client(a.queues, a.settings.upload_checks_queue)))
     return UploadDeps(
+        uploads=a.blobs.get_container_client(a.settings.uploads_container),
         outcomes=upload_outcomes(),
         catalog=image_catalog(),
         rechecks=rechecks,

@@ -19,7 +19,8 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from azure.core.exceptions import ResourceModifiedError
-from azure.storage.blob import BlobClient
+from azure.storage.blob import BlobClient, ContainerClient
+from pydantic import ValidationError
 
 from shared.adapters.blobs import BlobFacts, BlobRangeReader, DiskLeaseHeld, facts, protect, release
 from shared.adapters.catalog_table import ImageCatalog
@@ -27,6 +28,7 @@ from shared.adapters.uploads_table import UploadOutcomes
 from shared.domain.disk_probe import DiskProbe, probe_disk
 from shared.domain.errors import CatalogError
 from shared.domain.images import (
+    DataDisk,
     DiskState,
     Image,
     ImageKind,
@@ -48,6 +50,7 @@ from shared.domain.uploads import (
     UploadKind,
     UploadOutcome,
     UploadStatus,
+    VmImageManifest,
     is_settled,
     timed_out,
     upload_kind,
@@ -89,6 +92,7 @@ class UploadPolicy:
 
 @dataclass
 class UploadDeps:
+    uploads: ContainerClient
     outcomes: UploadOutcomes
     catalog: ImageCatalog
     rechecks: Rechecks
@@ -170,7 +174,8 @@ def _judge(
             "`qemu-img convert -O vpc -o subformat=fixed,force_size=on`."
         )
     if outcome.Kind == UploadKind.MANIFEST:
-        raise UnsupportedFileType("VM image manifests are not supported yet")
+        _register_manifest(client, blob, outcome, deps, now)
+        return
     if blob.blob_type != "PageBlob":
         # Committed at once, so judge it now: say first what is wrong with the bytes.
         validate_vhd(BlobRangeReader(client, blob.size, blob.etag), max_size_bytes=2**63)
@@ -215,7 +220,7 @@ def _judge(
         outcome.Reason = "validated; it becomes part of a VM image when its manifest is registered"
         return
     image = _image_from_upload(client, blob, footer, probe, outcome)
-    _register(client, image, deps)
+    _register_many([client], image, deps)
     outcome.Status = UploadStatus.REGISTERED
     outcome.ImageName = image.ImageName
     outcome.Warnings = list(image.Warnings)
@@ -327,22 +332,172 @@ class DiskLeased(CatalogError):
     code = "DiskLeased"
 
 
-def _register(client: BlobClient, image: Image, deps: UploadDeps) -> None:
-    """Lease the disk, then publish the image; a name clash undoes the lease."""
+class InvalidManifest(CatalogError):
+    code = "InvalidManifest"
+
+
+class ManifestDiskMissing(CatalogError):
+    code = "ManifestDiskMissing"
+
+
+class ManifestDiskInvalid(CatalogError):
+    code = "ManifestDiskInvalid"
+
+
+MAX_MANIFEST_BYTES = 64 * 1024
+
+
+def _read_manifest(client: BlobClient, blob: BlobFacts) -> VmImageManifest:
+    if blob.size > MAX_MANIFEST_BYTES:
+        raise InvalidManifest(
+            f"a manifest is at most {MAX_MANIFEST_BYTES} bytes; this is {blob.size}"
+        )
+    raw = BlobRangeReader(client, blob.size, blob.etag).read(0, blob.size)
     try:
-        protect(client)
-    except DiskLeaseHeld as e:
-        raise DiskLeased(
-            f"{e}; the catalog cannot protect it. Break that lease and upload again."
-        ) from e
+        return VmImageManifest.model_validate_json(raw)
+    except ValidationError as e:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'manifest'}: {err['msg']}"
+            for err in e.errors()[:5]
+        )
+        raise InvalidManifest(f"'{blob.name}' is not a valid VM image manifest: {problems}") from e
+
+
+def _register_manifest(
+    client: BlobClient, blob: BlobFacts, outcome: UploadOutcome, deps: UploadDeps, now: datetime
+) -> None:
+    """A VM image from a manifest, once every disk it lists has validated."""
+    manifest = _read_manifest(client, blob)
+    folder = blob.name.rsplit("/", 1)[0] + "/" if "/" in blob.name else ""
+    disks = [("OS disk", manifest.OSDisk), *((f"LUN {d.Lun}", d) for d in manifest.DataDisks)]
+    judged: dict[str, UploadOutcome] = {}
+    for role, disk in disks:
+        name = disk.Blob if "/" in disk.Blob or not folder else folder + disk.Blob
+        if upload_kind(name) != UploadKind.VM_DISK:
+            raise InvalidManifest(
+                f"{role} '{name}' must be a .vhd inside a folder named '<something>.image/' "
+                "(so that it is not also registered as an OS image on its own)"
+            )
+        disk_client = deps.uploads.get_blob_client(name)
+        disk_outcome = examine_upload(disk_client, deps)
+        if disk_outcome is None:
+            raise ManifestDiskMissing(
+                f"{role} '{name}' listed in '{blob.name}' is not in the container; upload the "
+                "disks first, then the manifest again"
+            )
+        if disk_outcome.Status == UploadStatus.REJECTED and disk_outcome.Error is not None:
+            raise ManifestDiskInvalid(
+                f"{role} '{name}' was rejected: {disk_outcome.Error.Code}: "
+                f"{disk_outcome.Error.Message}"
+            )
+        if disk_outcome.VirtualSizeInBytes is None:
+            raise _StillWriting(
+                f"waiting for {role} '{name}' to be validated", deps.policy.settle_seconds
+            )
+        judged[name] = disk_outcome
+    image = _image_from_manifest(deps, blob, manifest, judged, folder)
+    clients = [deps.uploads.get_blob_client(n) for n in judged]
+    _register_many(clients, image, deps)
+    for disk_outcome in judged.values():
+        disk_outcome.Status = UploadStatus.REGISTERED
+        disk_outcome.ImageName = image.ImageName
+        disk_outcome.Reason = None
+        disk_outcome.CompletedTime = now
+        deps.outcomes.put(disk_outcome)
+    outcome.Status = UploadStatus.REGISTERED
+    outcome.ImageName = image.ImageName
+    outcome.Warnings = list(image.Warnings)
+    outcome.CompletedTime = now
+
+
+def _image_from_manifest(
+    deps: UploadDeps,
+    blob: BlobFacts,
+    manifest: VmImageManifest,
+    judged: dict[str, UploadOutcome],
+    folder: str,
+) -> Image:
+    def full(n: str) -> str:
+        return n if "/" in n or not folder else folder + n
+
+    name = manifest.ImageName or image_name_from_blob(blob.name[: -len(".image.json")])
+    validate_image_name(name)
+    os_outcome = judged[full(manifest.OSDisk.Blob)]
+    detected = (os_outcome.Detected or {}).get("os")
+    warnings: list[str] = []
+    for n, o in judged.items():
+        warnings += [f"{n}: {w}" for w in o.Warnings]
+    os_type = manifest.OS or (OSType(detected) if detected in ("Linux", "Windows") else None)
+    if manifest.OS and detected and detected != manifest.OS:
+        warnings.append(
+            f"The manifest declares OS={manifest.OS} but the OS disk looks like {detected}."
+        )
+    if os_type is None:
+        raise OSNotDetermined("the manifest declares no OS and none was found on its OS disk")
+
+    def gb(n: str) -> int:
+        return math.ceil((judged[n].VirtualSizeInBytes or 0) / GIB)
+
+    def link(n: str) -> str:
+        return deps.uploads.get_blob_client(n).url.split("?")[0]
+
+    os_name = full(manifest.OSDisk.Blob)
+    return Image(
+        ImageName=name,
+        ImageType=ImageKind.VM,
+        Label=manifest.Label or name,
+        Description=manifest.Description,
+        ImageFamily=manifest.ImageFamily,
+        OS=os_type,
+        PublishedDate=blob.last_modified,
+        LogicalSizeInGB=gb(os_name),
+        OSDiskConfiguration=OSDisk(
+            OS=os_type,
+            OSState=manifest.OSState,
+            HostCaching=manifest.OSDisk.HostCaching,
+            MediaLink=link(os_name),
+            LogicalDiskSizeInGB=gb(os_name),
+            SourceBlob=f"{blob.container}/{os_name}",
+        ),
+        DataDiskConfigurations=[
+            DataDisk(
+                Lun=d.Lun,
+                HostCaching=d.HostCaching,
+                MediaLink=link(full(d.Blob)),
+                LogicalDiskSizeInGB=gb(full(d.Blob)),
+                SourceBlob=f"{blob.container}/{full(d.Blob)}",
+            )
+            for d in manifest.DataDisks
+        ],
+        Source=ImageSource.UPLOAD,
+        SourceUpload=f"{blob.container}/{blob.name}@{blob.etag}",
+        Generation=(os_outcome.Detected or {}).get("generation"),
+        Probe=os_outcome.Detected,
+        Warnings=warnings,
+    )
+
+
+def _register_many(clients: list[BlobClient], image: Image, deps: UploadDeps) -> None:
+    """Lease every disk, then publish the image; a name clash undoes the leases."""
+    held: list[BlobClient] = []
     try:
+        for c in clients:
+            protect(c)
+            held.append(c)
         deps.catalog.add(image)
     except ImageNameTaken:
         existing = deps.catalog.find(image.ImageName)
         if existing is not None and existing.SourceUpload == image.SourceUpload:
-            return  # this very upload was registered before (a repeated delivery)
-        release(client)
+            return
+        for c in held:
+            release(c)
         raise
+    except DiskLeaseHeld as e:
+        for c in held:
+            release(c)
+        raise DiskLeased(
+            f"{e}; the catalog cannot protect it. Break that lease and upload again."
+        ) from e
 
 
 def parse_recheck(body: bytes) -> str:

@@ -3,6 +3,7 @@ uploaded as page blobs to Azurite, judged by the running app, read back over HTT
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Callable
@@ -199,3 +200,92 @@ def test_an_unknown_upload_is_404_with_a_json_error(catalog_app) -> None:
     r = requests.get(f"{catalog_app.base_url}/api/uploads/never-seen.vhd", timeout=10)
     assert r.status_code == 404
     assert r.json()["Code"] == "UploadNotFound"
+
+
+def _manifest(storage: StorageAccount, name: str, doc: dict[str, Any] | str) -> None:
+    body = doc if isinstance(doc, str) else json.dumps(doc)
+    storage.blobs.get_blob_client("uploads", name).upload_blob(body.encode(), overwrite=True)
+
+
+def test_a_manifest_registers_one_vm_image_with_its_data_disks(catalog_app, storage, disk) -> None:
+    stem = f"sqlvm-{uuid.uuid4().hex[:6]}"
+    drop(storage, disk("linux_ext4_mbr"), f"{stem}.image/os.vhd")
+    drop(storage, disk("blank_fixed"), f"{stem}.image/data0.vhd")
+    drop(storage, disk("blank_fixed"), f"{stem}.image/data1.vhd")
+    _manifest(
+        storage,
+        f"{stem}.image.json",
+        {
+            "Label": "SQL VM",
+            "ImageFamily": "SQL VMs",
+            "OSState": "Specialized",
+            "OSDisk": {"Blob": f"{stem}.image/os.vhd"},
+            "DataDisks": [
+                {"Blob": f"{stem}.image/data0.vhd", "Lun": 0, "HostCaching": "ReadOnly"},
+                {"Blob": f"{stem}.image/data1.vhd", "Lun": 1},
+            ],
+        },
+    )
+    result = outcome(catalog_app, f"{stem}.image.json")
+    assert result["Status"] == "Registered", result
+    assert result["ImageName"] == stem
+    image = requests.get(f"{catalog_app.base_url}/api/images/{stem}", timeout=10).json()
+    assert image["ImageType"] == "VMImage"
+    assert image["OSDiskConfiguration"]["OSState"] == "Specialized"
+    assert image["OSDiskConfiguration"]["MediaLink"].endswith(f"/uploads/{stem}.image/os.vhd")
+    luns = [(d["Lun"], d["HostCaching"]) for d in image["DataDiskConfigurations"]]
+    assert luns == [(0, "ReadOnly"), (1, "None")]
+    # The disks read as registered too, and none became an OS image on its own.
+    disk_outcome = outcome(catalog_app, f"{stem}.image/data0.vhd")
+    assert (disk_outcome["Status"], disk_outcome["ImageName"]) == ("Registered", stem)
+    assert requests.get(f"{catalog_app.base_url}/api/images/os", timeout=10).status_code == 404
+
+
+def test_a_manifest_with_a_missing_or_invalid_disk_is_rejected(catalog_app, storage, disk) -> None:
+    stem = f"broken-{uuid.uuid4().hex[:6]}"
+    drop(storage, disk("linux_ext4_mbr"), f"{stem}.image/os.vhd")
+    drop(storage, disk("dynamic_vhd"), f"{stem}.image/dyn.vhd")
+    _manifest(
+        storage,
+        f"{stem}-a.image.json",
+        {
+            "OSDisk": {"Blob": f"{stem}.image/os.vhd"},
+            "DataDisks": [{"Blob": f"{stem}.image/gone.vhd", "Lun": 0}],
+        },
+    )
+    _manifest(
+        storage,
+        f"{stem}-b.image.json",
+        {
+            "OSDisk": {"Blob": f"{stem}.image/os.vhd"},
+            "DataDisks": [{"Blob": f"{stem}.image/dyn.vhd", "Lun": 0}],
+        },
+    )
+    _manifest(storage, f"{stem}-c.image.json", "{not json")
+    _manifest(storage, f"{stem}-d.image.json", {"OSDisk": {"Blob": "loose.vhd"}})
+    missing = outcome(catalog_app, f"{stem}-a.image.json")
+    assert missing["Error"]["Code"] == "ManifestDiskMissing"
+    invalid = outcome(catalog_app, f"{stem}-b.image.json")
+    assert invalid["Error"]["Code"] == "ManifestDiskInvalid"
+    assert "DynamicVhdNotSupported" in invalid["Error"]["Message"]
+    assert outcome(catalog_app, f"{stem}-c.image.json")["Error"]["Code"] == "InvalidManifest"
+    assert outcome(catalog_app, f"{stem}-d.image.json")["Error"]["Code"] == "InvalidManifest"
+
+
+def test_an_upload_without_completion_metadata_is_judged_after_the_settle_window(
+    catalog_app, storage, disk
+) -> None:
+    # What azcopy or `az storage blob upload --type page` do: no metadata at all.
+    name = unique("azcopy-style")
+    data = disk("linux_ext4_mbr").read_bytes()
+    client = storage.blobs.get_blob_client("uploads", name)
+    client.create_page_blob(len(data))
+    for off in range(0, len(data), 4 * 1024 * 1024):
+        chunk = data[off : off + 4 * 1024 * 1024]
+        if chunk.strip(b"\0"):
+            client.upload_page(chunk, offset=off, length=len(chunk))
+    started = time.monotonic()
+    result = outcome(catalog_app, name)
+    assert result["Status"] == "Registered", result
+    # Not before the blob has been quiet for the (local) settle window of 1 s.
+    assert time.monotonic() - started >= 0.5
