@@ -153,7 +153,8 @@ def is_settled(
     if state:
         # The uploader promised to say when it is done (e.g. "uploading"): wait for it.
         return False, settle_seconds
-    age = (now - last_modified).total_seconds()
+    # Last-Modified has whole-second resolution: the last write may be up to 1 s later.
+    age = (now - last_modified).total_seconds() - 1.0
     return age >= settle_seconds, max(0.0, settle_seconds - age)
 
 

@@ -74,7 +74,7 @@ def test_a_blob_still_changing_is_pending_then_registered_once_settled(env, linu
     clock.now = modified + timedelta(seconds=2)
     first = examine_upload(client, deps)
     assert first.Status == "Pending" and "upload in progress" in first.Reason
-    assert rechecks.scheduled == [("disk.vhd", 13)]
+    assert rechecks.scheduled == [("disk.vhd", 14)]
     # Another trigger (the scanner sees every write) doesn't start a second re-check chain.
     examine_upload(client, deps)
     assert len(rechecks.scheduled) == 1
@@ -105,7 +105,7 @@ def test_declared_completion_skips_the_settle_window(env, linux_disk) -> None:
 
 
 def test_an_upload_that_never_finishes_is_rejected_after_the_time_limit(env) -> None:
-    container, deps, clock, rechecks = env
+    container, deps, clock, _rechecks = env
     client = container.get_blob_client("stalled.vhd")
     client.create_page_blob(64 * MIB + 512)
     client.upload_page(b"\x01" * 512, offset=0, length=512)
@@ -120,7 +120,7 @@ def test_an_upload_that_never_finishes_is_rejected_after_the_time_limit(env) -> 
 
 
 def test_a_raw_disk_is_rejected_at_once_not_left_pending(env) -> None:
-    container, deps, clock, rechecks = env
+    container, deps, clock, _rechecks = env
     client = container.get_blob_client("raw.vhd")
     client.create_page_blob(64 * MIB)  # whole MiB: it can never become a fixed VHD
     sector = bytearray(512)
@@ -133,7 +133,7 @@ def test_a_raw_disk_is_rejected_at_once_not_left_pending(env) -> None:
 
 def test_a_footer_written_first_does_not_fool_the_rule(env) -> None:
     # Upload tools write pages in any order: a valid footer alone is not completeness.
-    container, deps, clock, rechecks = env
+    container, deps, clock, _rechecks = env
     client = container.get_blob_client("footer-first.vhd")
     size = 64 * MIB
     client.create_page_blob(size + 512)
@@ -143,7 +143,7 @@ def test_a_footer_written_first_does_not_fool_the_rule(env) -> None:
 
 
 def test_an_uploader_that_says_uploading_is_waited_for_whatever_the_pause(env, linux_disk) -> None:
-    container, deps, clock, rechecks = env
+    container, deps, clock, _rechecks = env
     client = container.get_blob_client("cooperative.vhd")
     data = linux_disk.read_bytes()
     client.create_page_blob(len(data), metadata={"uploadstate": "uploading"})
