@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import cache
 
 from shared.adapters.catalog_table import ImageCatalog
+from shared.adapters.operations_table import Operations
 from shared.adapters.queues import DelayedQueue, UploadRechecks, queue_client
 from shared.adapters.storage import account
 from shared.adapters.uploads_table import UploadOutcomes
@@ -45,3 +46,9 @@ def uploads_container_blob(name: str):  # type: ignore[no-untyped-def]
 @cache
 def image_remover() -> ImageRemover:
     return ImageRemover(image_catalog(), account().blobs)
+
+
+@cache
+def operations() -> Operations:
+    a = account()
+    return Operations(a.tables.get_table_client(a.settings.operations_table))

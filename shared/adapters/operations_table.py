@@ -1,0 +1,61 @@
+"""Operation records in the `operations` table (one row per operation id)."""
+
+from __future__ import annotations
+
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.data.tables import TableClient, UpdateMode
+
+from shared.domain.operations import Operation, OperationNotFound, validate_operation_id
+
+PARTITION = "operation"
+
+
+class Operations:
+    def __init__(self, table: TableClient) -> None:
+        self.table = table
+
+    def get(self, operation_id: str) -> Operation:
+        validate_operation_id(operation_id)
+        try:
+            e = self.table.get_entity(PARTITION, operation_id)
+        except ResourceNotFoundError as err:
+            raise OperationNotFound(f"no operation has the id '{operation_id}'") from err
+        return Operation.model_validate_json(e["Operation"])
+
+    def find(self, operation_id: str) -> Operation | None:
+        try:
+            return self.get(operation_id)
+        except OperationNotFound:
+            return None
+
+    def create(self, op: Operation) -> tuple[Operation, bool]:
+        """Insert `op`; if the id exists already, return the existing one and False."""
+        validate_operation_id(op.OperationId)
+        try:
+            self.table.create_entity(self._entity(op))
+            return op, True
+        except ResourceExistsError:
+            return self.get(op.OperationId), False
+
+    def save(self, op: Operation) -> Operation:
+        self.table.upsert_entity(self._entity(op), mode=UpdateMode.REPLACE)
+        return op
+
+    def save_if_unchanged(self, op: Operation, etag: str) -> None:
+        self.table.update_entity(
+            self._entity(op),
+            mode=UpdateMode.REPLACE,
+            etag=etag,
+            match_condition=MatchConditions.IfNotModified,
+        )
+
+    @staticmethod
+    def _entity(op: Operation) -> dict[str, object]:
+        return {
+            "PartitionKey": PARTITION,
+            "RowKey": op.OperationId,
+            "Status": op.Status,
+            "Kind": op.Kind,
+            "Operation": op.model_dump_json(exclude_none=True),
+        }
