@@ -8,7 +8,6 @@ runner runs it with FUNCRUNNER_QUEUE_LEASE_SECONDS=2.
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,7 +15,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from azure.core.exceptions import ResourceExistsError
 
 from .conftest import Execution, RunningApp, StartApp, Storage, log_time, unique, wait_for
 
@@ -27,7 +25,7 @@ VISIBILITY_TIMEOUT = 2.0
 
 
 @pytest.fixture(scope="module")
-def queues(start_app: StartApp) -> Iterator[RunningApp]:
+def queues(start_app: StartApp, storage_sdk: Storage) -> Iterator[RunningApp]:
     names = {
         "Q_RECORD": unique("cf-record-"),
         "Q_RECORD_OUT": unique("cf-recout-"),
@@ -41,26 +39,33 @@ def queues(start_app: StartApp) -> Iterator[RunningApp]:
         "Q_TEXT": unique("cf-text-"),
         "Q_TEXT_OUT": unique("cf-textout-"),
     }
+    # The listeners create their queues only once the host answers: create them first
+    # so that a test's first send cannot race them.
+    create_trigger_queues(storage_sdk, names)
     app = start_app("queues", {**names, "FUNCRUNNER_QUEUE_LEASE_SECONDS": "2"})
     yield app
     app.stop()
 
 
 @pytest.fixture(scope="module")
-def plain(start_app: StartApp) -> Iterator[RunningApp]:
-    app = start_app(
-        "queues_plain", {"Q_PLAIN": unique("cf-plain-"), "Q_PLAIN_OUT": unique("cf-po-")}
-    )
+def plain(start_app: StartApp, storage_sdk: Storage) -> Iterator[RunningApp]:
+    names = {"Q_PLAIN": unique("cf-plain-"), "Q_PLAIN_OUT": unique("cf-po-")}
+    create_trigger_queues(storage_sdk, names)
+    app = start_app("queues_plain", names)
     yield app
     app.stop()
 
 
+def create_trigger_queues(storage: Storage, names: dict[str, str]) -> None:
+    """Create the queues the app listens to (not its output queues: the runner makes those)."""
+    for setting, name in names.items():
+        if setting.startswith("Q_") and not setting.endswith(("_OUT", "_TABLE")):
+            storage.queue(name).create_queue()
+
+
 def send(storage: Storage, app: RunningApp, setting: str, text: str, base64: bool = True) -> str:
     """Enqueue `text` on the queue named by `setting`; returns the message id."""
-    client = storage.queue(app.settings[setting], base64=base64)
-    with contextlib.suppress(ResourceExistsError):  # the listener may have created it
-        client.create_queue()
-    return client.send_message(text).id
+    return storage.queue(app.settings[setting], base64=base64).send_message(text).id
 
 
 # -- a processed message ------------------------------------------------------------
