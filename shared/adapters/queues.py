@@ -1,7 +1,8 @@
-"""Queue messages the catalog sends to itself (delayed upload re-checks, captures).
+"""Queue messages the catalog sends (delayed upload re-checks, captures).
 
-Messages are base64-encoded, as the Functions host expects by default
-(`messageEncoding: base64` in host.json).
+Messages are plain JSON text: host.json sets `messageEncoding: none` so that
+capture requests from other systems are accepted whether they send plain
+JSON or base64 (the capture function decodes either).
 """
 
 from __future__ import annotations
@@ -9,17 +10,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from azure.storage.queue import QueueClient, QueueServiceClient, TextBase64EncodePolicy
+from azure.storage.queue import QueueClient, QueueServiceClient
 
 MAX_DELAY_SECONDS = 7 * 24 * 3600  # the longest visibility timeout storage allows
 
 
 def queue_client(service: QueueServiceClient, name: str) -> QueueClient:
-    return QueueClient.from_queue_url(
-        service.get_queue_client(name).url,
-        credential=service.credential,
-        message_encode_policy=TextBase64EncodePolicy(),
-    )
+    return service.get_queue_client(name)
 
 
 class DelayedQueue:

@@ -163,6 +163,8 @@ class Image(_Model):
     Source: ImageSource = ImageSource.API
     CreatedTime: datetime = Field(default_factory=lambda: datetime.now(UTC))
     SourceUpload: str | None = None  # the uploaded blob (or manifest) it was registered from
+    SourceOperation: str | None = None  # the capture operation that made it
+    SourceVM: str | None = None  # "service/vm" it was captured from
     Generation: int | None = None
     Probe: dict[str, Any] | None = None
     Warnings: list[str] = Field(default_factory=list)

@@ -9,6 +9,8 @@ from shared.adapters.operations_table import Operations
 from shared.adapters.queues import DelayedQueue, UploadRechecks, queue_client
 from shared.adapters.storage import account
 from shared.adapters.uploads_table import UploadOutcomes
+from shared.adapters.vms_table import VmInventory
+from shared.services.captures import CaptureDeps
 from shared.services.removal import ImageRemover
 from shared.services.uploads import UploadDeps, UploadPolicy
 
@@ -52,3 +54,27 @@ def image_remover() -> ImageRemover:
 def operations() -> Operations:
     a = account()
     return Operations(a.tables.get_table_client(a.settings.operations_table))
+
+
+@cache
+def vm_inventory() -> VmInventory:
+    a = account()
+    return VmInventory(a.tables.get_table_client(a.settings.vms_table))
+
+
+@cache
+def capture_deps() -> CaptureDeps:
+    a = account()
+    return CaptureDeps(
+        blobs=a.blobs,
+        images_container=a.settings.images_container,
+        catalog=image_catalog(),
+        vms=vm_inventory(),
+        operations=operations(),
+    )
+
+
+@cache
+def capture_queue() -> DelayedQueue:
+    a = account()
+    return DelayedQueue(queue_client(a.queues, a.settings.capture_queue))

@@ -1,0 +1,395 @@
+"""Capture a VM into an image (Save-AzureVMImage), safe to run any number of times.
+
+Steps, each idempotent so that a repeated or resumed delivery finishes the job:
+find the VM (it must be stopped) -> snapshot each disk and copy the snapshot
+server-side into `images/<image>/<operation>/<role>.vhd` (deterministic names, tagged with
+the operation id) -> check every copy is complete -> protect the copies with
+the catalog's lease -> publish the image (one atomic catalog write) -> only
+then delete the VM and its disks (no OSState, or Generalized) -> mark the
+operation Succeeded. A permanent error fails the operation and removes this
+operation's copies; a transient storage error is raised so the queue retries.
+No disk byte passes through the function.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+from azure.storage.blob import BlobClient, BlobServiceClient
+
+from shared.adapters.blobs import delete_protected, facts, protect
+from shared.adapters.catalog_table import ImageCatalog
+from shared.adapters.operations_table import Operations
+from shared.adapters.vms_table import VmInventory
+from shared.domain.captures import (
+    CaptureRequest,
+    InvalidCaptureRequest,
+    decode_message,
+    operation_id_in,
+    parse_capture,
+)
+from shared.domain.errors import CatalogError, InvalidParameter, NotFound
+from shared.domain.images import (
+    DataDisk,
+    DiskState,
+    Image,
+    ImageCategory,
+    ImageKind,
+    ImageNameTaken,
+    ImageSource,
+    OSDisk,
+)
+from shared.domain.operations import Operation, new_operation_id
+from shared.domain.uploads import utcnow
+from shared.domain.vms import VirtualMachine, VmNotStopped, VmState
+
+log = logging.getLogger(__name__)
+GIB = 1024**3
+TAG = "captureop"
+
+
+class DiskBlobNotFound(NotFound):
+    code = "DiskBlobNotFound"
+
+
+class DiskNotInAccount(InvalidParameter):
+    code = "DiskNotInAccount"
+
+
+class CopyFailed(CatalogError):
+    code = "CopyFailed"
+    status = 500
+
+
+@dataclass
+class CaptureDeps:
+    blobs: BlobServiceClient
+    images_container: str
+    catalog: ImageCatalog
+    vms: VmInventory
+    operations: Operations
+    before_step: Callable[[str], None] | None = None  # tests: "kill" the worker at a step
+    copy_timeout_seconds: float = 1800.0
+
+    def step(self, name: str, op: Operation) -> Operation:
+        if self.before_step is not None:
+            self.before_step(name)
+        op = op.model_copy(update={"Step": name, "UpdatedTime": utcnow()})
+        self.operations.save(op)
+        return op
+
+
+def start_operation(request: CaptureRequest, operation_id: str, ops: Operations) -> Operation:
+    op = Operation(
+        OperationId=operation_id,
+        Kind="CaptureVM",
+        ImageName=request.ImageName,
+        ServiceName=request.ServiceName,
+        VMName=request.Name,
+        Step="Queued",
+    )
+    return ops.create(op)[0]
+
+
+def run_capture(request: CaptureRequest, operation_id: str, deps: CaptureDeps) -> Operation:
+    """Run (or finish) the capture; returns its final operation record."""
+    op = start_operation(request, operation_id, deps.operations)
+    if op.final:
+        return op  # a repeated delivery of a finished request
+    try:
+        op = _capture(request, op, deps)
+    except CatalogError as e:
+        _discard_copies(request, op.OperationId, deps)
+        op = op.fail(e.code, e.message, e.status)
+        deps.operations.save(op)
+    log.info("capture %s -> %s: %s", op.OperationId, request.ImageName, op.Status)
+    return op
+
+
+def fail_after_retries(
+    request: CaptureRequest, operation_id: str, deps: CaptureDeps, why: str
+) -> Operation:
+    """The last delivery hit a transient error too: give up cleanly."""
+    op = start_operation(request, operation_id, deps.operations)
+    if op.final:
+        return op
+    _discard_copies(request, op.OperationId, deps)
+    op = op.fail("CaptureRetriesExhausted", f"the capture kept failing: {why}", 503)
+    deps.operations.save(op)
+    return op
+
+
+def _target(deps: CaptureDeps, request: CaptureRequest, op_id: str, role: str) -> BlobClient:
+    # The operation id in the path: two captures racing for one name never share a blob.
+    name = f"{request.ImageName.lower()}/{op_id}/{role}.vhd"
+    return deps.blobs.get_blob_client(deps.images_container, name)
+
+
+def _roles(vm: VirtualMachine, request: CaptureRequest) -> list[tuple[str, str]]:
+    disks = [("os", vm.OSDisk.MediaLink)]
+    if request.OSState is not None:
+        disks += [(f"lun{d.Lun}", d.MediaLink) for d in vm.DataDisks]
+    return disks
+
+
+def _source(deps: CaptureDeps, url: str) -> BlobClient:
+    """The blob a MediaLink names, which must be in this catalog's storage account."""
+    account = deps.blobs.url.rstrip("/")
+    if not url.lower().startswith(account.lower() + "/"):
+        raise DiskNotInAccount(
+            f"the disk {url} is not in this catalog's storage account ({account}); "
+            "copy it into the vhds container first"
+        )
+    path = unquote(urlparse(url).path)
+    prefix = urlparse(account).path.rstrip("/")
+    container, _, blob = path[len(prefix) :].lstrip("/").partition("/")
+    if not container or not blob:
+        raise DiskNotInAccount(f"{url} does not name a blob")
+    return deps.blobs.get_blob_client(container, blob)
+
+
+def _capture(request: CaptureRequest, op: Operation, deps: CaptureDeps) -> Operation:
+    op = deps.step("ReadVM", op)
+    published = deps.catalog.find(request.ImageName)
+    if published is not None and published.SourceOperation != op.OperationId:
+        raise ImageNameTaken(f"an image named '{request.ImageName}' already exists")
+    if published is None:  # otherwise an earlier delivery got as far as publishing
+        op = _copy_and_publish(request, deps.vms.get(request.ServiceName, request.Name), op, deps)
+    op = deps.step("PostCapture", op)
+    if request.OSState != DiskState.SPECIALIZED:
+        _delete_vm(request, deps)
+    image = deps.catalog.get(request.ImageName)
+    op = op.succeed(
+        ImageName=image.ImageName,
+        Step="Done",
+        Details={"ImageType": image.ImageType, "Disks": image.disk_blobs},
+    )
+    deps.operations.save(op)
+    return op
+
+
+def _copy_and_publish(
+    request: CaptureRequest, vm: VirtualMachine, op: Operation, deps: CaptureDeps
+) -> Operation:
+    if vm.State == VmState.RUNNING:
+        raise VmNotStopped(
+            f"VM '{request.Name}' in '{request.ServiceName}' is {vm.State}; stop it "
+            "(Stop-AzureVM) before capturing it"
+        )
+    pairs = [
+        (role, _source(deps, url), _target(deps, request, op.OperationId, role))
+        for role, url in _roles(vm, request)
+    ]
+    sizes: dict[str, int] = {}
+    for role, src, _dst in pairs:
+        found = facts(src)
+        if found is None:
+            raise DiskBlobNotFound(f"the {role} disk blob {src.url} does not exist")
+        sizes[role] = found.size
+    op = deps.step("CopyDisks", op)
+    for _role, src, dst in pairs:
+        _copy(src, dst, op.OperationId, deps)
+    op = deps.step("VerifyCopies", op)
+    for role, _src, dst in pairs:
+        _verify(dst, sizes[role], op.OperationId)
+    op = deps.step("ProtectCopies", op)
+    for _role, _src, dst in pairs:
+        protect(dst)  # idempotent: our lease id is deterministic
+    op = deps.step("Publish", op)
+    image = _image(request, vm, op.OperationId, {r: d for r, _s, d in pairs}, sizes)
+    try:
+        deps.catalog.add(image)
+    except ImageNameTaken:
+        existing = deps.catalog.find(request.ImageName)
+        if existing is None or existing.SourceOperation != op.OperationId:
+            raise
+    for _role, src, _dst in pairs:
+        _drop_snapshots(src, op.OperationId, deps)
+    return op
+
+
+def _copy(src: BlobClient, dst: BlobClient, op_id: str, deps: CaptureDeps) -> None:
+    existing = facts(dst)
+    if existing is not None and existing.metadata.get(TAG) == op_id:
+        return  # copied by an earlier delivery of this operation
+    snapshot = src.create_snapshot(metadata={TAG: op_id})
+    source_url = f"{src.url}?snapshot={snapshot['snapshot']}"
+    dst.start_copy_from_url(source_url, metadata={TAG: op_id})
+    deadline = time.monotonic() + deps.copy_timeout_seconds
+    delay = 0.2
+    while True:
+        copy = dst.get_blob_properties().copy
+        status = str(getattr(copy.status, "value", copy.status) or "success")
+        if status == "success":
+            return
+        if status in ("failed", "aborted"):
+            raise CopyFailed(f"copying {src.url} failed: {copy.status_description}")
+        if time.monotonic() > deadline:
+            raise CopyFailed(f"copying {src.url} did not finish in {deps.copy_timeout_seconds:g}s")
+        time.sleep(delay)
+        delay = min(delay * 2, 5.0)
+
+
+def _verify(dst: BlobClient, expected_size: int, op_id: str) -> None:
+    props = dst.get_blob_properties()
+    status = str(getattr(props.copy.status, "value", props.copy.status) or "success")
+    if (
+        status != "success"
+        or props.size != expected_size
+        or (props.metadata or {}).get(TAG) != op_id
+    ):
+        raise CopyFailed(f"the copy {dst.url} is not complete ({status}, {props.size} bytes)")
+
+
+def _image(
+    request: CaptureRequest,
+    vm: VirtualMachine,
+    op_id: str,
+    targets: dict[str, BlobClient],
+    sizes: dict[str, int],
+) -> Image:
+    def gb(role: str) -> int:
+        return max(1, math.ceil((sizes[role] - 512) / GIB))
+
+    def link(role: str) -> str:
+        return targets[role].url.split("?")[0]
+
+    def blob(role: str) -> str:
+        t = targets[role]
+        return f"{t.container_name}/{t.blob_name}"
+
+    vm_image = request.OSState is not None
+    state = DiskState(request.OSState) if vm_image else DiskState.GENERALIZED
+    return Image(
+        ImageName=request.ImageName,
+        ImageType=ImageKind.VM if vm_image else ImageKind.OS,
+        Label=request.label,
+        Description=f"Captured from VM {request.Name} in {request.ServiceName}",
+        OS=vm.OSDisk.OS,
+        Category=ImageCategory.USER,
+        PublishedDate=utcnow(),
+        LogicalSizeInGB=gb("os"),
+        MediaLink=None if vm_image else link("os"),
+        OSDiskConfiguration=OSDisk(
+            OS=vm.OSDisk.OS,
+            OSState=state,
+            HostCaching=vm.OSDisk.HostCaching,
+            MediaLink=link("os"),
+            LogicalDiskSizeInGB=gb("os"),
+            SourceBlob=blob("os"),
+        ),
+        DataDiskConfigurations=[
+            DataDisk(
+                Lun=d.Lun,
+                HostCaching=d.HostCaching,
+                MediaLink=link(f"lun{d.Lun}"),
+                LogicalDiskSizeInGB=gb(f"lun{d.Lun}"),
+                SourceBlob=blob(f"lun{d.Lun}"),
+            )
+            for d in (vm.DataDisks if vm_image else [])
+        ],
+        Source=ImageSource.CAPTURE,
+        SourceOperation=op_id,
+        SourceVM=f"{request.ServiceName}/{request.Name}",
+    )
+
+
+def _drop_snapshots(src: BlobClient, op_id: str, deps: CaptureDeps) -> None:
+    """Delete the snapshots this operation took of a source disk."""
+    container = deps.blobs.get_container_client(src.container_name)
+    for b in container.list_blobs(
+        name_starts_with=src.blob_name, include=["snapshots", "metadata"]
+    ):
+        if b.name == src.blob_name and b.snapshot and (b.metadata or {}).get(TAG) == op_id:
+            with contextlib.suppress(ResourceNotFoundError):
+                container.get_blob_client(b.name, snapshot=b.snapshot).delete_blob()
+
+
+def _delete_vm(request: CaptureRequest, deps: CaptureDeps) -> None:
+    """After publishing: the VM and its disks go (classic PostCaptureAction=Delete)."""
+    try:
+        vm = deps.vms.get(request.ServiceName, request.Name)
+    except NotFound:
+        return  # deleted by an earlier delivery
+    for _role, url in [
+        ("os", vm.OSDisk.MediaLink),
+        *((str(d.Lun), d.MediaLink) for d in vm.DataDisks),
+    ]:
+        try:
+            _source(deps, url).delete_blob(delete_snapshots="include")
+        except ResourceNotFoundError:
+            pass
+        except HttpResponseError as e:
+            log.warning("could not delete the VM disk %s: %s", url, e)
+    with contextlib.suppress(ResourceNotFoundError):
+        deps.vms.delete(request.ServiceName, request.Name)
+
+
+def _discard_copies(request: CaptureRequest, op_id: str, deps: CaptureDeps) -> None:
+    """Remove this operation's copies and snapshots, unless an image of this operation uses them."""
+    image = deps.catalog.find(request.ImageName)
+    if image is not None and image.SourceOperation == op_id:
+        return
+    container = deps.blobs.get_container_client(deps.images_container)
+    for b in container.list_blobs(
+        name_starts_with=f"{request.ImageName.lower()}/", include=["metadata"]
+    ):
+        if (b.metadata or {}).get(TAG) == op_id:
+            delete_protected(container.get_blob_client(b.name))
+    try:
+        vm = deps.vms.get(request.ServiceName, request.Name)
+    except NotFound:
+        return
+    for url in [vm.OSDisk.MediaLink, *(d.MediaLink for d in vm.DataDisks)]:
+        with contextlib.suppress(CatalogError, HttpResponseError):
+            _drop_snapshots(_source(deps, url), op_id, deps)
+
+
+@dataclass
+class MessageOutcome:
+    operation: Operation
+    keep_raw: str | None = None  # text to park in the poison queue
+
+
+def handle_capture_message(
+    body: bytes, message_id: str, dequeue_count: int, deps: CaptureDeps, max_attempts: int
+) -> MessageOutcome:
+    """One delivery of a queue message: never a crash loop for a bad message."""
+    raw = body.decode("utf-8", "replace")
+    op_id = f"msg-{message_id}"  # the same message delivered twice is the same operation
+    try:
+        doc = decode_message(body)
+        op_id = operation_id_in(doc) or op_id
+        request = parse_capture(doc)
+    except InvalidCaptureRequest as e:
+        op = Operation(OperationId=op_id, Kind="CaptureVM", Request=raw[:8192])
+        op, _ = deps.operations.create(op)
+        if not op.final:
+            op = op.fail(e.code, e.message, 400, Request=raw[:8192])
+            deps.operations.save(op)
+        return MessageOutcome(op, keep_raw=raw)
+    try:
+        return MessageOutcome(run_capture(request, op_id, deps))
+    except Exception as e:  # transient: let the queue retry, unless this was the last try
+        if dequeue_count >= max_attempts:
+            return MessageOutcome(
+                fail_after_retries(request, op_id, deps, f"{type(e).__name__}: {e}")
+            )
+        raise
+
+
+def submit_capture(doc: Any, ops: Operations, send: Callable[[dict[str, Any]], None]) -> Operation:
+    """`POST /api/captures`: validate, record the operation, enqueue; idempotent by OperationId."""
+    request = parse_capture(doc)
+    op_id = request.OperationId or new_operation_id()
+    op = start_operation(request, op_id, ops)
+    send({**request.model_dump(mode="json", exclude_none=True), "OperationId": op_id})
+    return op
