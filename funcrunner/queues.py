@@ -154,10 +154,19 @@ class QueueListener:
         if self.on_poison is not None:
             await self.on_poison(message)
 
-    async def _keep_invisible(self, queue: Any, holder: dict[str, Any]) -> None:
-        """Renew the message's invisibility at half the lease while the function runs."""
+    async def _keep_invisible(
+        self, queue: Any, holder: dict[str, Any], done: asyncio.Event
+    ) -> None:
+        """Renew the message's invisibility at half the lease until `done` is set.
+
+        A renewal in flight is finished, not cancelled: the service has already
+        replaced the pop receipt, and the delete needs the new one.
+        """
         while True:
-            await asyncio.sleep(self.lease_seconds / 2)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), self.lease_seconds / 2)
+            if done.is_set():
+                return
             receipt = await queue.update_message(
                 holder["id"],
                 pop_receipt=holder["pop_receipt"],
@@ -182,7 +191,8 @@ class QueueListener:
             await self._poison(queue, message, "the message is not valid base64")
             return
         holder = {"id": message.id, "pop_receipt": message.pop_receipt}
-        keeper = asyncio.create_task(self._keep_invisible(queue, holder))
+        done = asyncio.Event()
+        keeper = asyncio.create_task(self._keep_invisible(queue, holder, done))
         succeeded = True
         try:
             await self.handler(message, body)
@@ -192,8 +202,8 @@ class QueueListener:
             log.error("queue %s: message %s failed: %s", self.queue_name, message.id, e)
             succeeded = False
         finally:
-            keeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
+            done.set()
+            with contextlib.suppress(Exception):
                 await keeper
         message.pop_receipt = holder["pop_receipt"]
         if succeeded:
