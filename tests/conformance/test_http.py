@@ -162,7 +162,8 @@ def test_method_not_in_methods_is_404_not_405(api: RunningApp) -> None:
 
 
 def test_unknown_path_is_404(api: RunningApp) -> None:
-    assert get(api, "/api/no/such/route").status_code == 404
+    r = get(api, "/api/no/such/route")
+    assert (r.status_code, r.content) == (404, b"")
 
 
 def test_route_prefix_defaults_to_api(api: RunningApp) -> None:
