@@ -9,9 +9,11 @@ settings (`%name%`) and trigger data (`{name}`, `{rand-guid}`, `{DateTime}`).
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import re
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -57,10 +59,8 @@ class StorageClients:
     async def queue(self, connection: str | None, name: str, create: bool = True) -> Any:
         client = self.queue_service(connection).get_queue_client(name)
         if create and (connection or "", name) not in self._known_queues:
-            try:
+            with contextlib.suppress(ResourceExistsError):
                 await client.create_queue()
-            except ResourceExistsError:
-                pass
             self._known_queues.add((connection or "", name))
         return client
 
@@ -84,19 +84,20 @@ def resolve_settings(spec: FunctionSpec, settings: dict[str, str]) -> None:
     """Replace `%name%` in binding properties with app settings (at load, as the host)."""
     from .loader import FunctionLoadError
 
+    def resolver(key: str) -> Callable[[re.Match[str]], str]:
+        def lookup(m: re.Match[str]) -> str:
+            if m.group(1) not in settings:
+                raise FunctionLoadError(
+                    spec.name, f"'%{m.group(1)}%' in {key} does not name an app setting"
+                )
+            return settings[m.group(1)]
+
+        return lookup
+
     for binding in spec.bindings:
         for key, value in list(binding.raw.items()):
-            if not isinstance(value, str) or key in ("name", "type", "direction"):
-                continue
-
-            def lookup(m: re.Match[str]) -> str:
-                if m.group(1) not in settings:
-                    raise FunctionLoadError(
-                        spec.name, f"'%{m.group(1)}%' in {key} does not name an app setting"
-                    )
-                return settings[m.group(1)]
-
-            binding.raw[key] = _SETTING.sub(lookup, value)
+            if isinstance(value, str) and key not in ("name", "type", "direction"):
+                binding.raw[key] = _SETTING.sub(resolver(key), value)
 
 
 def expand(text: str, data: dict[str, str]) -> str:
@@ -123,9 +124,7 @@ def _queue_payloads(value: Any) -> list[bytes]:
     if datum.type == "json":
         items = json.loads(datum.value)
         items = items if isinstance(items, list) else [items]
-        return [
-            (i if isinstance(i, str) else json.dumps(i)).encode("utf-8") for i in items
-        ]
+        return [(i if isinstance(i, str) else json.dumps(i)).encode("utf-8") for i in items]
     if datum.type == "bytes":
         return [datum.value]
     return [str(datum.value).encode("utf-8")]

@@ -18,6 +18,7 @@ import json
 import logging
 import re
 from dataclasses import dataclass
+from datetime import timedelta
 from types import SimpleNamespace
 from typing import Any
 
@@ -91,6 +92,7 @@ class BlobTriggers:
         scan_seconds: float,
         lease_seconds: float,
         message_encoding: str,
+        max_polling_interval: timedelta = timedelta(minutes=1),
     ) -> None:
         self.specs = {s.name: s for s in specs}
         self.paths = {s.name: BlobPath.parse(s.trigger.raw["path"]) for s in specs}
@@ -103,7 +105,7 @@ class BlobTriggers:
         self._stopping = asyncio.Event()
         options = QueueOptions(
             batch_size=16,
-            max_polling_interval=QueueOptions().max_polling_interval,
+            max_polling_interval=max_polling_interval,
             max_dequeue_count=poison_threshold,
             message_encoding="none",
         )

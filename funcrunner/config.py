@@ -112,9 +112,7 @@ def load_host_config(path: Path) -> HostConfig:
         new_batch_threshold=(
             _int_in(q, "newBatchThreshold", 0, 0, 10_000) if "newBatchThreshold" in q else None
         ),
-        max_polling_interval=parse_timespan(
-            q.get("maxPollingInterval"), timedelta(minutes=1)
-        ),
+        max_polling_interval=parse_timespan(q.get("maxPollingInterval"), timedelta(minutes=1)),
         visibility_timeout=parse_timespan(q.get("visibilityTimeout"), timedelta(0)),
         max_dequeue_count=_int_in(q, "maxDequeueCount", 5, 1, 10_000),
         message_encoding=encoding,

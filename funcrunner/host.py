@@ -99,6 +99,8 @@ class LocalHost:
                 self.scan_seconds,
                 self.lease_seconds,
                 self.config.queues.message_encoding,
+                # Retries of a failed blob wait no longer than queue retries do.
+                self.config.queues.max_polling_interval,
             )
             if blob_specs
             else None

@@ -128,7 +128,10 @@ class QueueListener:
                 task.add_done_callback(self._inflight.discard)
 
     async def _wake_or_stop(self) -> None:
-        waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(self._stopping.wait())]
+        waiters = [
+            asyncio.ensure_future(self._wake.wait()),
+            asyncio.ensure_future(self._stopping.wait()),
+        ]
         try:
             await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
         finally:
