@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import os
+from collections.abc import Callable
 from functools import cache
 
 from shared.adapters.catalog_table import ImageCatalog
@@ -71,7 +74,25 @@ def capture_deps() -> CaptureDeps:
         catalog=image_catalog(),
         vms=vm_inventory(),
         operations=operations(),
+        before_step=_fault_injection(os.environ.get("FAULT_KILL_CAPTURE_AT")),
     )
+
+
+def _fault_injection(step: str | None) -> Callable[[str], None] | None:
+    """Chaos testing: FAULT_KILL_CAPTURE_AT=<step> kills the worker process at that step.
+
+    Never set in production; the end-to-end tests use it to prove that a capture
+    interrupted anywhere is finished by the next delivery.
+    """
+    if not step:
+        return None
+
+    def kill(at: str) -> None:
+        if at == step:
+            logging.getLogger(__name__).warning("fault injection: killing the worker at %s", at)
+            os._exit(70)
+
+    return kill
 
 
 @cache

@@ -178,3 +178,63 @@ def test_vm_inventory_validates_bodies_and_names(catalog_app, function_key) -> N
     listing = requests.get(f"{catalog_app.base_url}/api/vms?top=1", timeout=10)
     assert listing.status_code == 200
     assert requests.get(f"{catalog_app.base_url}/api/vms?top=0", timeout=10).status_code == 400
+
+
+@pytest.mark.parametrize("step", ["CopyDisks", "Publish", "PostCapture"])
+def test_a_runner_killed_mid_capture_finishes_it_after_a_restart(
+    azurite_connection, catalog_app, function_key, storage, tmp_path, step
+) -> None:
+    # A private capture queue and drop zone, so the session's app doesn't take the message.
+    queue = f"crash-{uuid.uuid4().hex[:8]}"
+    env = {
+        "CAPTURE_QUEUE": queue,
+        "UPLOADS_CONTAINER": f"none-{uuid.uuid4().hex[:8]}",
+        "FUNCRUNNER_QUEUE_LEASE_SECONDS": "2",
+        "AzureFunctionsWebHost__hostid": f"crash-{uuid.uuid4().hex[:8]}",
+    }
+    service, vm = make_vm(catalog_app, function_key, storage, data=2)
+    image, op_id = f"crash-{uuid.uuid4().hex[:8]}", f"op-{uuid.uuid4().hex[:8]}"
+    storage.queues.create_queue(queue)
+    storage.queues.get_queue_client(queue).send_message(
+        json.dumps(
+            {
+                "ServiceName": service,
+                "Name": vm,
+                "ImageName": image,
+                "OSState": "Generalized",
+                "OperationId": op_id,
+            }
+        )
+    )
+    doomed = AppHost(
+        azurite_connection,
+        keys_file=tmp_path / "k.json",
+        extra_env={**env, "FAULT_KILL_CAPTURE_AT": step},
+    )
+    doomed.start(wait_path=None)  # it may die before it answers anything
+    assert doomed.process is not None
+    assert doomed.process.wait(timeout=30) == 70  # killed at the step
+    op = requests.get(f"{catalog_app.base_url}/api/operations/{op_id}", timeout=10).json()
+    assert op["Status"] == "InProgress"
+    published = requests.get(f"{catalog_app.base_url}/api/images/{image}", timeout=10).status_code
+    assert published == (200 if step == "PostCapture" else 404)  # never half-published
+    survivor = AppHost(azurite_connection, keys_file=tmp_path / "k.json", extra_env=env).start()
+    try:
+        op = wait_operation(catalog_app, op_id, timeout=40)
+    finally:
+        survivor.stop()
+    assert op["Status"] == "Succeeded", op
+    got = requests.get(f"{catalog_app.base_url}/api/images/{image}", timeout=10).json()
+    assert len(got["DataDiskConfigurations"]) == 2
+    # No orphan: the image's blobs are exactly the copies of this operation.
+    container = storage.blobs.get_container_client(storage.settings.images_container)
+    names = sorted(
+        b.name for b in container.list_blobs(name_starts_with=f"{image}/", include=["snapshots"])
+    )
+    assert names == [
+        f"{image}/{op_id}/lun0.vhd",
+        f"{image}/{op_id}/lun1.vhd",
+        f"{image}/{op_id}/os.vhd",
+    ]
+    vhds = storage.blobs.get_container_client(storage.settings.vhds_container)
+    assert [b.name for b in vhds.list_blobs(name_starts_with=vm, include=["snapshots"])] == []
