@@ -59,6 +59,8 @@ def catalog_app(
         extra_env={
             "AzureFunctionsWebHost__hostid": f"catalog-{uuid.uuid4().hex[:8]}",
             "FUNCRUNNER_BLOB_SCAN_SECONDS": "0.3",
+            # Short enough for a test to watch an abandoned upload time out.
+            "UPLOAD_TIMEOUT_SECONDS": "10",
         },
     )
     app.start(wait_path="/api/health")

@@ -289,3 +289,23 @@ def test_an_upload_without_completion_metadata_is_judged_after_the_settle_window
     assert result["Status"] == "Registered", result
     # Not before the blob has been quiet for the (local) settle window of 1 s.
     assert time.monotonic() - started >= 0.5
+
+
+def test_an_abandoned_upload_is_reported_by_the_delayed_recheck(catalog_app, storage) -> None:
+    # The uploader says it is still writing, then goes away. No write, so no new trigger:
+    # only the delayed re-check messages can reach the verdict (as with Event Grid).
+    name = unique("abandoned")
+    client = storage.blobs.get_blob_client("uploads", name)
+    client.create_page_blob(64 * 1024 * 1024 + 512, metadata={"uploadstate": "uploading"})
+    client.upload_page(b"\x01" * 512, offset=0, length=512)
+    deadline = time.monotonic() + 10
+    pending = None
+    while time.monotonic() < deadline and pending is None:
+        r = requests.get(f"{catalog_app.base_url}/api/uploads/{name}", timeout=10)
+        if r.status_code == 200:
+            pending = r.json()
+        time.sleep(0.2)
+    assert pending is not None and pending["Status"] == "Pending"
+    assert "uploadstate=complete" in pending["Reason"]
+    result = outcome(catalog_app, name, timeout=30)
+    assert result["Error"]["Code"] == "UploadIncomplete"
