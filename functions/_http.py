@@ -12,7 +12,7 @@ from typing import Any
 import azure.functions as func
 from pydantic import BaseModel, ValidationError
 
-from shared.domain.errors import CatalogError
+from shared.domain.errors import CatalogError, InvalidParameter, describe_validation_error
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +41,12 @@ def error_response(code: str, message: str, status: int) -> func.HttpResponse:
     return json_response({"Code": code, "Message": message}, status)
 
 
-def validation_message(e: ValidationError) -> str:
-    parts = []
-    for err in e.errors()[:5]:
-        where = ".".join(str(p) for p in err["loc"]) or "body"
-        parts.append(f"{where}: {err['msg']}")
-    return "; ".join(parts)
+def json_body(req: func.HttpRequest) -> Any:
+    """The request's JSON body (null when empty); InvalidParameter when it isn't JSON."""
+    try:
+        return json.loads(req.get_body() or b"null")
+    except ValueError as e:
+        raise InvalidParameter(f"the body is not JSON: {e}") from e
 
 
 def json_errors(fn: Callable[..., func.HttpResponse]) -> Callable[..., func.HttpResponse]:
@@ -59,9 +59,13 @@ def json_errors(fn: Callable[..., func.HttpResponse]) -> Callable[..., func.Http
         except CatalogError as e:
             return error_response(e.code, e.message, e.status)
         except ValidationError as e:
-            return error_response("InvalidParameter", validation_message(e), 400)
+            return error_response("InvalidParameter", describe_validation_error(e), 400)
         except Exception:
             log.exception("unexpected error in %s", fn.__name__)
             return error_response("InternalError", "The server could not answer; try again.", 500)
 
     return wrapper
+
+
+def validation_message(e: ValidationError) -> str:
+    return describe_validation_error(e)

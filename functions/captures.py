@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import os
 
 import azure.functions as func
 
-from functions._http import json_errors, json_response
-from shared.domain.errors import InvalidParameter
+from functions._http import json_body, json_errors, json_response
 from shared.services.captures import handle_capture_message, submit_capture
 from shared.services.context import capture_deps, capture_queue, operations
 
@@ -35,10 +33,7 @@ def capture_vm(msg: func.QueueMessage, parked: func.Out[str]) -> None:
 @bp.route(route="api/captures", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 @json_errors
 def request_capture(req: func.HttpRequest) -> func.HttpResponse:
-    try:
-        doc = json.loads(req.get_body() or b"null")
-    except ValueError as e:
-        raise InvalidParameter(f"the body is not JSON: {e}") from e
+    doc = json_body(req)
     op = submit_capture(doc, operations(), lambda m: capture_queue().send(m))
     location = f"/api/operations/{op.OperationId}"
     return json_response(op, 202, headers={"Location": location})

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 import azure.functions as func
 
-from functions._http import error_response, json_errors, json_response
-from shared.domain.errors import InvalidParameter
+from functions._http import error_response, json_body, json_errors, json_response
 from shared.services import catalog as service
 from shared.services.context import image_catalog, image_remover
 
@@ -30,10 +27,7 @@ def get_image(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="api/images/{name}", methods=["PATCH"], auth_level=func.AuthLevel.FUNCTION)
 @json_errors
 def update_image(req: func.HttpRequest) -> func.HttpResponse:
-    try:
-        changes = json.loads(req.get_body() or b"null")
-    except ValueError as e:
-        raise InvalidParameter(f"the body is not JSON: {e}") from e
+    changes = json_body(req)
     image = service.update_image(image_catalog(), req.route_params["name"], changes)
     return json_response(image)
 

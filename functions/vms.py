@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import re
 
 import azure.functions as func
 
-from functions._http import error_response, json_errors, json_response
+from functions._http import error_response, json_body, json_errors, json_response
 from shared.domain.errors import InvalidParameter
 from shared.domain.vms import VirtualMachine, VmBody, validate_vm_name
 from shared.services.context import vm_inventory
@@ -24,10 +23,7 @@ def _names(req: func.HttpRequest) -> tuple[str, str]:
 @json_errors
 def put_vm(req: func.HttpRequest) -> func.HttpResponse:
     service, name = _names(req)
-    try:
-        doc = json.loads(req.get_body() or b"null")
-    except ValueError as e:
-        raise InvalidParameter(f"the body is not JSON: {e}") from e
+    doc = json_body(req)
     if not isinstance(doc, dict):
         raise InvalidParameter("the body must be a JSON object with State, OSDisk, DataDisks")
     body = VmBody.model_validate(doc)

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from shared.domain.errors import InvalidParameter
+from shared.domain.errors import InvalidParameter, describe_validation_error
 from shared.domain.images import DiskState, validate_image_name
 from shared.domain.operations import validate_operation_id
 from shared.domain.vms import validate_vm_name
@@ -112,8 +112,5 @@ def parse_capture(doc: Any) -> CaptureRequest:
     try:
         return CaptureRequest.model_validate(doc)
     except ValidationError as e:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'request'}: {err['msg']}"
-            for err in e.errors()[:5]
-        )
+        problems = describe_validation_error(e, "request")
         raise InvalidCaptureRequest(f"the capture request is not valid: {problems}") from e

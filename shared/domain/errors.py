@@ -43,3 +43,13 @@ class UploadRejected(CatalogError):
 
     code = "UploadRejected"
     status = 400
+
+
+def describe_validation_error(e: Exception, whole: str = "body") -> str:
+    """A pydantic ValidationError as one line naming each bad field (at most five)."""
+    errors = getattr(e, "errors", None)
+    if errors is None:
+        return str(e)
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or whole}: {err['msg']}" for err in errors()[:5]
+    )

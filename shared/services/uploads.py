@@ -26,7 +26,7 @@ from shared.adapters.blobs import BlobFacts, BlobRangeReader, DiskLeaseHeld, fac
 from shared.adapters.catalog_table import ImageCatalog
 from shared.adapters.uploads_table import UploadOutcomes
 from shared.domain.disk_probe import DiskProbe, probe_disk
-from shared.domain.errors import CatalogError
+from shared.domain.errors import CatalogError, describe_validation_error
 from shared.domain.images import (
     DataDisk,
     DiskState,
@@ -356,10 +356,7 @@ def _read_manifest(client: BlobClient, blob: BlobFacts) -> VmImageManifest:
     try:
         return VmImageManifest.model_validate_json(raw)
     except ValidationError as e:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'manifest'}: {err['msg']}"
-            for err in e.errors()[:5]
-        )
+        problems = describe_validation_error(e, "manifest")
         raise InvalidManifest(f"'{blob.name}' is not a valid VM image manifest: {problems}") from e
 
 
