@@ -17,6 +17,7 @@ never spliced into OData text.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -39,9 +40,21 @@ _JSON_FIELDS = ("OSDiskConfiguration", "DataDiskConfigurations", "Probe", "Warni
 _MAX_TRIES = 20
 
 
+# A row key holds at most 1 KiB (512 UTF-16 characters), and a family row's key is
+# `family|<family key>|<18 digits>|<image name, up to 256>`: 283 + the family key.
+_MAX_FAMILY_KEY = 228
+
+
 def family_key(family: str) -> str:
     # Row keys forbid / \ # ? and control characters; quoting keeps them reversible.
-    return quote(family.strip().lower(), safe=" ")
+    # A name whose quoted form is too long for a row key (non-ASCII text takes 9 to 12
+    # characters a letter) keeps a prefix plus a digest of the whole, one longer than
+    # any quoted key so that the two forms never meet: still one key per family.
+    quoted = quote(family.strip().lower(), safe=" ")
+    if len(quoted) <= _MAX_FAMILY_KEY:
+        return quoted
+    digest = hashlib.sha256(quoted.encode()).hexdigest()[:32]
+    return f"{quoted[: _MAX_FAMILY_KEY - 32]}~{digest}"
 
 
 def _newest_first(published: datetime) -> str:

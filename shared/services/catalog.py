@@ -195,6 +195,9 @@ def update_image(catalog: ImageCatalog, name: str, changes: dict[str, Any]) -> I
             raise InvalidParameter(f"{field} must be a string of at most 4096 characters")
         if field == "Label" and not value:
             raise InvalidParameter("Label can't be empty")
+        if field == "ImageFamily" and value:
+            # As the family filter reads it, so that every family can be asked for.
+            _text_param("ImageFamily", value)
         cleaned[field] = value
     image = get_image(catalog, name)
     if image.Category == ImageCategory.PUBLIC:
