@@ -20,6 +20,7 @@ DEFAULTS: dict[str, str] = {
     "UPLOADS_TABLE": "uploads",
     "OPERATIONS_TABLE": "operations",
     "VMS_TABLE": "vms",
+    "CLASSIC_SUBSCRIPTION_ID": "6d1a4c2e-9b3f-4e57-8a10-3c5f7e9d2b41",
 }
 
 
