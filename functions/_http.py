@@ -65,7 +65,3 @@ def json_errors(fn: Callable[..., func.HttpResponse]) -> Callable[..., func.Http
             return error_response("InternalError", "The server could not answer; try again.", 500)
 
     return wrapper
-
-
-def validation_message(e: ValidationError) -> str:
-    return describe_validation_error(e)

@@ -13,6 +13,9 @@ client's credential, where Azure used a management certificate:
                                                            category)
     DELETE /{subscriptionId}/services/vmimages/{name}      Delete VM Image (?comp=media)
     GET    /{subscriptionId}/operations/{requestId}        Get Operation Status
+    POST   /{subscriptionId}/services/hostedservices/{svc}/deployments/{dep}
+               /roleinstances/{role}/Operations            Capture Role (PostCaptureAction=Delete)
+                                                           and Capture VM Image (queued; 202)
 
 Every answer carries `x-ms-request-id`. Add, Update and Delete complete before
 they answer and record an operation under that id (Succeeded, or Failed with
@@ -47,8 +50,9 @@ from shared.adapters.storage import account
 from shared.domain.errors import CatalogError, describe_validation_error
 from shared.domain.images import ImageKind
 from shared.services import classic_xml as classic
+from shared.services.captures import submit_capture
 from shared.services.classic_xml import ClassicCall
-from shared.services.context import image_catalog, image_remover, operations
+from shared.services.context import capture_queue, image_catalog, image_remover, operations
 
 bp = func.Blueprint()
 log = logging.getLogger(__name__)
@@ -182,3 +186,19 @@ def classic_delete_vm_image(req: func.HttpRequest, call: ClassicCall) -> func.Ht
 @classic_api(since="2009-10-01")
 def classic_get_operation_status(req: func.HttpRequest, call: ClassicCall) -> func.HttpResponse:
     return xml_response(classic.operation_xml(operations().get(req.route_params["requestId"])))
+
+
+@bp.route(
+    route=f"{SUB}/services/hostedservices/{{service}}/deployments/{{deployment}}"
+    "/roleinstances/{role}/Operations",
+    methods=["POST"],
+    auth_level=func.AuthLevel.FUNCTION,
+)
+@classic_api(since="2012-03-01")
+def classic_capture_role(req: func.HttpRequest, call: ClassicCall) -> func.HttpResponse:
+    """Capture Role / Capture VM Image: queued; the request id is the operation to poll."""
+    doc = classic.parse_capture_operation(
+        req.get_body(), req.route_params["service"], req.route_params["role"], call.request_id
+    )
+    submit_capture(doc, operations(), lambda m: capture_queue().send(m))
+    return xml_response(status=202)

@@ -42,6 +42,10 @@ class CaptureRequest(BaseModel):
     ImageLabel: str | None = Field(default=None, max_length=256)
     OSState: DiskState | None = None
     OperationId: str | None = None
+    # Beyond Save-AzureVMImage, as Capture VM Image allows:
+    ImageFamily: str | None = Field(default=None, max_length=256)
+    Description: str | None = Field(default=None, max_length=4096)
+    RecommendedVMSize: str | None = Field(default=None, max_length=64)
 
     # Pydantic reports only ValueErrors as field errors: translate ours.
     @field_validator("ServiceName")

@@ -50,6 +50,7 @@ from shared.domain.images import (
 from shared.domain.operations import Operation, new_operation_id
 from shared.domain.uploads import utcnow
 from shared.domain.vms import VirtualMachine, VmNotStopped, VmState
+from shared.telemetry import log_event
 
 log = logging.getLogger(__name__)
 GIB = 1024**3
@@ -110,7 +111,15 @@ def run_capture(request: CaptureRequest, operation_id: str, deps: CaptureDeps) -
         _discard_copies(request, op.OperationId, deps)
         op = op.fail(e.code, e.message, e.status)
         deps.operations.save(op)
-    log.info("capture %s -> %s: %s", op.OperationId, request.ImageName, op.Status)
+    log_event(
+        log,
+        "capture %s -> %s: %s",
+        op.OperationId,
+        request.ImageName,
+        op.Status,
+        operation_id=op.OperationId,
+        image_name=request.ImageName,
+    )
     return op
 
 
@@ -272,7 +281,10 @@ def _image(
         ImageName=request.ImageName,
         ImageType=ImageKind.VM if vm_image else ImageKind.OS,
         Label=request.label,
-        Description=f"Captured from VM {request.Name} in {request.ServiceName}",
+        Description=request.Description
+        or f"Captured from VM {request.Name} in {request.ServiceName}",
+        ImageFamily=request.ImageFamily,
+        RecommendedVMSize=request.RecommendedVMSize,
         OS=vm.OSDisk.OS,
         Category=ImageCategory.USER,
         PublishedDate=utcnow(),
@@ -328,7 +340,14 @@ def _delete_vm(request: CaptureRequest, deps: CaptureDeps) -> None:
         except ResourceNotFoundError:
             pass
         except HttpResponseError as e:
-            log.warning("could not delete the VM disk %s: %s", url, e)
+            log_event(
+                log,
+                "could not delete the VM disk %s: %s",
+                url,
+                e,
+                level=logging.WARNING,
+                image_name=request.ImageName,
+            )
     with contextlib.suppress(ResourceNotFoundError):
         deps.vms.delete(request.ServiceName, request.Name)
 

@@ -18,7 +18,6 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -42,12 +41,6 @@ GALLERY_OS = [d for d in GALLERY_IMAGES if d["ImageType"] == "OSImage"]
 GALLERY_VM = [d for d in GALLERY_IMAGES if d["ImageType"] == "VMImage"]
 
 
-def force_http(request, next_filter):  # type: ignore[no-untyped-def]
-    # A per-request override: it survives the client's with_filter copies.
-    request.protocol_override = "http"
-    return next_filter(request)
-
-
 @pytest.fixture(scope="module")
 def disk(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
     corpus = Corpus(tmp_path_factory.mktemp("classic-corpus"))
@@ -67,12 +60,8 @@ def gallery(storage: StorageAccount) -> None:
 
 
 @pytest.fixture(scope="module")
-def sms(catalog_app: AppHost, function_key: str, gallery: None) -> ServiceManagementService:
-    session = requests.Session()
-    session.headers["x-functions-key"] = function_key
-    return ServiceManagementService(
-        SUBSCRIPTION, host=urlsplit(catalog_app.base_url).netloc, request_session=session
-    ).with_filter(force_http)
+def sms(classic_client: ServiceManagementService, gallery: None) -> ServiceManagementService:
+    return classic_client
 
 
 def api(app: AppHost, path: str, **params: Any) -> Any:

@@ -1,0 +1,30 @@
+"""Fixtures for the end-to-end room: the unmodified classic client pointed at the running app."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+from azure.servicemanagement import ServiceManagementService
+
+from devtools.apphost import AppHost
+from shared.settings import DEFAULTS
+
+
+def force_http(request, next_filter):  # type: ignore[no-untyped-def]
+    # A per-request override: it survives the client's with_filter copies.
+    request.protocol_override = "http"
+    return next_filter(request)
+
+
+@pytest.fixture(scope="session")
+def classic_client(catalog_app: AppHost, function_key: str) -> ServiceManagementService:
+    """`azure-servicemanagement-legacy` as is, with the function key as its credential."""
+    session = requests.Session()
+    session.headers["x-functions-key"] = function_key
+    return ServiceManagementService(
+        DEFAULTS["CLASSIC_SUBSCRIPTION_ID"],
+        host=urlsplit(catalog_app.base_url).netloc,
+        request_session=session,
+    ).with_filter(force_http)
