@@ -63,6 +63,7 @@ from shared.domain.vhd import (
     VhdFooter,
     validate_vhd,
 )
+from shared.telemetry import log_event
 
 log = logging.getLogger(__name__)
 GIB = 1024**3
@@ -137,12 +138,15 @@ def examine_upload(client: BlobClient, deps: UploadDeps) -> UploadOutcome | None
         outcome.Error = ErrorInfo(Code=e.code, Message=e.message)
         outcome.CompletedTime = now
     deps.outcomes.put(outcome)
-    log.info(
+    log_event(
+        log,
         "upload %s (%s): %s%s",
         blob.name,
         blob.etag,
         outcome.Status,
         f" {outcome.Error.Code}" if outcome.Error else f" {outcome.ImageName or outcome.Reason}",
+        image_name=outcome.ImageName,
+        blob_name=blob.name,
     )
     return outcome
 
