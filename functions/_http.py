@@ -47,6 +47,8 @@ def json_body(req: func.HttpRequest) -> Any:
         return json.loads(req.get_body() or b"null")
     except ValueError as e:
         raise InvalidParameter(f"the body is not JSON: {e}") from e
+    except RecursionError as e:  # arrays or objects nested thousands deep
+        raise InvalidParameter("the body is not JSON this catalog reads: nested too deep") from e
 
 
 def json_errors(fn: Callable[..., func.HttpResponse]) -> Callable[..., func.HttpResponse]:
