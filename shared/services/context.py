@@ -7,6 +7,8 @@ import os
 from collections.abc import Callable
 from functools import cache
 
+from azure.core.exceptions import ServiceResponseTimeoutError
+
 from shared.adapters.catalog_table import ImageCatalog
 from shared.adapters.operations_table import Operations
 from shared.adapters.queues import DelayedQueue, UploadRechecks, queue_client
@@ -74,25 +76,33 @@ def capture_deps() -> CaptureDeps:
         catalog=image_catalog(),
         vms=vm_inventory(),
         operations=operations(),
-        before_step=_fault_injection(os.environ.get("FAULT_KILL_CAPTURE_AT")),
+        before_step=_fault_injection(
+            os.environ.get("FAULT_KILL_CAPTURE_AT"), os.environ.get("FAULT_TRANSIENT_CAPTURE_AT")
+        ),
     )
 
 
-def _fault_injection(step: str | None) -> Callable[[str], None] | None:
-    """Chaos testing: FAULT_KILL_CAPTURE_AT=<step> kills the worker process at that step.
+def _fault_injection(kill_at: str | None, transient_at: str | None) -> Callable[[str], None] | None:
+    """Chaos testing, never set in production; the end-to-end tests use it.
 
-    Never set in production; the end-to-end tests use it to prove that a capture
-    interrupted anywhere is finished by the next delivery.
+    FAULT_KILL_CAPTURE_AT=<step> kills the worker process at that step (a capture
+    interrupted anywhere must be finished by the next delivery);
+    FAULT_TRANSIENT_CAPTURE_AT=<step> fails that step once with a storage timeout
+    (the queue must retry it).
     """
-    if not step:
+    if not kill_at and not transient_at:
         return None
+    failed_once: list[str] = []
 
-    def kill(at: str) -> None:
-        if at == step:
+    def inject(at: str) -> None:
+        if at == kill_at:
             logging.getLogger(__name__).warning("fault injection: killing the worker at %s", at)
             os._exit(70)
+        if at == transient_at and not failed_once:
+            failed_once.append(at)
+            raise ServiceResponseTimeoutError(f"fault injection: storage timed out at {at}")
 
-    return kill
+    return inject
 
 
 @cache

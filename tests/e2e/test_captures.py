@@ -238,3 +238,34 @@ def test_a_runner_killed_mid_capture_finishes_it_after_a_restart(
     ]
     vhds = storage.blobs.get_container_client(storage.settings.vhds_container)
     assert [b.name for b in vhds.list_blobs(name_starts_with=vm, include=["snapshots"])] == []
+
+
+def test_a_transient_storage_error_is_retried_by_the_queue(
+    azurite_connection, catalog_app, function_key, storage, tmp_path
+) -> None:
+    queue = f"flaky-{uuid.uuid4().hex[:8]}"
+    env = {
+        "CAPTURE_QUEUE": queue,
+        "UPLOADS_CONTAINER": f"none-{uuid.uuid4().hex[:8]}",
+        "AzureFunctionsWebHost__hostid": f"flaky-{uuid.uuid4().hex[:8]}",
+        "FAULT_TRANSIENT_CAPTURE_AT": "CopyDisks",
+    }
+    service, vm = make_vm(catalog_app, function_key, storage, data=1)
+    image, op_id = f"flaky-{uuid.uuid4().hex[:8]}", f"op-{uuid.uuid4().hex[:8]}"
+    storage.queues.create_queue(queue)
+    storage.queues.get_queue_client(queue).send_message(
+        json.dumps({"ServiceName": service, "Name": vm, "ImageName": image, "OperationId": op_id})
+    )
+    log = tmp_path / "host.log"
+    with open(log, "wb") as out:
+        app = AppHost(azurite_connection, keys_file=tmp_path / "k.json", extra_env=env, stdout=out)
+        app.start()
+        try:
+            op = wait_operation(catalog_app, op_id, timeout=40)
+        finally:
+            app.stop()
+    assert op["Status"] == "Succeeded", op
+    text = log.read_text()
+    # The first delivery failed (the host retries it after visibilityTimeout), the second won.
+    assert text.count("Executed 'Functions.capture_vm' (Failed") == 1
+    assert text.count("Executed 'Functions.capture_vm' (Succeeded") == 1
