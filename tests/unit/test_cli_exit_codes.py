@@ -1,0 +1,233 @@
+"""Exit codes and error lines, with the HTTP answers faked at the `requests` adapter."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import requests
+from requests.adapters import BaseAdapter
+
+from vmimage import api, cli, commands
+from vmimage.errors import TimedOut
+
+Answer = tuple[int, Any] | Exception
+Route = Callable[[requests.PreparedRequest], Answer]
+
+
+class FakeAdapter(BaseAdapter):
+    def __init__(self, route: Route) -> None:
+        super().__init__()
+        self.route = route
+        self.requests: list[requests.PreparedRequest] = []
+
+    def send(self, request, **kwargs):  # type: ignore[override]
+        self.requests.append(request)
+        answer = self.route(request)
+        if isinstance(answer, Exception):
+            raise answer
+        status, body = answer
+        r = requests.Response()
+        r.status_code, r.url, r.request = status, request.url, request
+        r._content = b"" if body is None else json.dumps(body).encode()
+        return r
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+def serve(monkeypatch) -> Callable[[Route], FakeAdapter]:
+    def install(route: Route) -> FakeAdapter:
+        adapter = FakeAdapter(route)
+
+        def session() -> requests.Session:
+            s = requests.Session()
+            s.mount("http://", adapter)
+            return s
+
+        monkeypatch.setattr(api, "make_session", session)
+        return adapter
+
+    monkeypatch.setattr(cli, "local_key", lambda: None)
+    monkeypatch.setattr(api.time, "sleep", lambda s: None)
+    return install
+
+
+def run(*argv: str) -> int:
+    return cli.main(["--url", "http://127.0.0.1:9", *argv])
+
+
+def test_ok_is_0_and_a_service_error_is_1_with_its_code(serve, capsys) -> None:
+    serve(lambda r: (200, {"ImageName": "a", "Label": "A"}))
+    assert run("show", "a") == 0
+    assert "ImageName  a" in capsys.readouterr().out
+
+    serve(lambda r: (404, {"Code": "ImageNotFound", "Message": "no image is named 'b'"}))
+    assert run("show", "b") == 1
+    captured = capsys.readouterr()
+    assert captured.err == "vmimage: error: ImageNotFound: no image is named 'b'\n"
+    assert captured.out == ""
+
+
+@pytest.mark.parametrize(
+    ("status", "code"),
+    [(401, "Unauthorized"), (403, "Forbidden"), (404, "NotFound"), (500, "ServerError")],
+)
+def test_empty_error_bodies_still_get_a_code(serve, capsys, status, code) -> None:
+    serve(lambda r: (status, None))
+    assert run("rm", "a") == 1
+    assert capsys.readouterr().err.startswith(f"vmimage: error: {code}: ")
+
+
+def test_the_key_is_sent_in_the_functions_header(serve) -> None:
+    adapter = serve(lambda r: (200, {"ImageName": "a"}))
+    assert run("--key", "sekrit", "rm", "a", "--delete-vhd") == 0
+    sent = adapter.requests[0]
+    assert sent.method == "DELETE" and sent.url.endswith("/api/images/a?deleteVhd=true")
+    assert sent.headers["x-functions-key"] == "sekrit"
+
+
+def test_cannot_connect_is_3_and_no_answer_in_time_is_4(serve, capsys) -> None:
+    serve(lambda r: requests.exceptions.ConnectionError("[Errno 111] Connection refused"))
+    assert run("families") == 3
+    assert "vmimage: error: Unreachable: cannot reach the catalog" in capsys.readouterr().err
+    serve(lambda r: requests.exceptions.ReadTimeout("read timed out"))
+    assert run("families") == 4
+
+
+def test_a_real_refused_connection_is_3(monkeypatch, capsys) -> None:
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setattr(cli, "local_key", lambda: None)
+    assert cli.main(["--url", f"http://127.0.0.1:{port}", "list"]) == 3
+    assert "connection refused" in capsys.readouterr().err
+
+
+def test_a_wrong_url_that_answers_html_is_1(serve, capsys) -> None:
+    def html(r):
+        return (200, None)
+
+    serve(html)
+    assert run("families") == 1
+    assert "UnexpectedResponse" in capsys.readouterr().err
+
+
+def test_list_all_follows_continuation_tokens(serve, capsys) -> None:
+    pages = {
+        None: {"Images": [{"ImageName": "a"}], "Count": 1, "ContinuationToken": "t1"},
+        "t1": {"Images": [{"ImageName": "b"}], "Count": 1, "ContinuationToken": "t2"},
+        "t2": {"Images": [{"ImageName": "c"}], "Count": 1},
+    }
+
+    def route(r):
+        token = requests.utils.urlparse(r.url).query.partition("continuationToken=")[2] or None
+        return (200, pages[token])
+
+    adapter = serve(route)
+    assert run("list", "--all", "--json", "--os", "linux", "--top", "1") == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [i["ImageName"] for i in doc["Images"]] == ["a", "b", "c"] and doc["Count"] == 3
+    assert all("os=Linux" in r.url and "top=1" in r.url for r in adapter.requests)
+
+    assert run("list", "--json") == 0  # one page only, and the token to go on
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["ContinuationToken"] == "t1"
+    assert "--all" in captured.err
+
+
+def test_a_capture_followed_to_success_is_0_and_to_failure_is_1(serve, capsys) -> None:
+    steps = iter(["Queued", "ReadVM", "CopyDisks", "Publish"])
+    posted: list[dict[str, Any]] = []
+
+    def route(r):
+        if r.method == "POST":
+            posted.append(json.loads(r.body))
+            return (202, {"OperationId": posted[0]["OperationId"], "Status": "InProgress"})
+        step = next(steps, None)
+        if step is None:
+            return (200, {"OperationId": "x", "Status": "Succeeded", "ImageName": "img"})
+        return (200, {"OperationId": "x", "Status": "InProgress", "Step": step})
+
+    serve(route)
+    assert run("capture", "--service", "s", "--vm", "v", "--image", "img", "--wait") == 0
+    captured = capsys.readouterr()
+    assert posted[0]["OperationId"].startswith("cli-")  # a retried POST can't capture twice
+    assert {"ServiceName": "s", "Name": "v", "ImageName": "img"}.items() <= posted[0].items()
+    assert [line.split(": ")[-1] for line in captured.err.splitlines()[1:]] == [
+        "Queued",
+        "ReadVM",
+        "CopyDisks",
+        "Publish",
+    ]
+    assert "Succeeded" in captured.out
+
+    failed = {"Status": "Failed", "Error": {"Code": "VmNotStopped", "Message": "stop it first"}}
+    serve(lambda r: (200, {"OperationId": "x", **failed}))
+    assert run("operation", "x") == 1
+    assert "vmimage: error: VmNotStopped: stop it first" in capsys.readouterr().err
+
+
+def test_waiting_past_the_timeout_is_4(serve, capsys) -> None:
+    serve(lambda r: (200, {"OperationId": "x", "Status": "InProgress", "Step": "CopyDisks"}))
+    assert run("operation", "x", "--wait", "--timeout", "0.01") == 4
+    assert "vmimage: error: Timeout: operation x not finished" in capsys.readouterr().err
+
+
+def test_poll_backs_off_and_gives_up_at_the_deadline() -> None:
+    now = [0.0]
+    sleeps: list[float] = []
+
+    def sleep(s: float) -> None:
+        sleeps.append(s)
+        now[0] += s
+
+    with pytest.raises(TimedOut):
+        api.poll(lambda: None, lambda d: True, 10, "x", sleep=sleep, clock=lambda: now[0])
+    assert sleeps[0] == 0.2 and max(sleeps) == 2.0 and sum(sleeps) <= 10
+
+
+def test_an_upload_outcome_rejected_is_1_registered_is_0(serve, capsys) -> None:
+    rejected = {
+        "BlobName": "d.vhd",
+        "Status": "Rejected",
+        "Error": {"Code": "OSNotDetermined", "Message": "declare os"},
+    }
+    serve(lambda r: (200, rejected))
+    assert run("status", "d.vhd") == 1
+    assert capsys.readouterr().err == "vmimage: error: OSNotDetermined: declare os\n"
+    serve(lambda r: (200, {"BlobName": "d.vhd", "Status": "Registered", "ImageName": "d"}))
+    assert run("status", "d.vhd", "--wait") == 0
+
+
+def test_upload_usage_errors_are_2_before_any_request(serve, tmp_path, capsys) -> None:
+    adapter = serve(lambda r: (200, {}))
+    assert run("upload", str(tmp_path / "missing.vhd")) == 2
+    assert "FileNotFound" in capsys.readouterr().err
+    disk = tmp_path / "disk.img"
+    disk.write_bytes(bytes(1024))
+    assert run("upload", str(disk)) == 2
+    assert "InvalidBlobName" in capsys.readouterr().err
+    assert run("upload", str(disk), "--name", "d.vhd", "--label", "caf\u00e9") == 2
+    assert "InvalidMetadata" in capsys.readouterr().err
+    assert adapter.requests == []
+
+
+def test_a_broken_disk_is_1_before_any_request(serve, corpus_path, capsys) -> None:
+    adapter = serve(lambda r: (200, {}))
+    assert run("upload", str(corpus_path("dynamic_vhd")), "--name", "x.vhd") == 1
+    err = capsys.readouterr().err
+    assert err.startswith("vmimage: error: DynamicVhdNotSupported: ")
+    assert "nothing was uploaded" in err
+    assert adapter.requests == []
+
+
+def test_commands_table_covers_the_parser() -> None:
+    parser = cli.build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    assert set(sub.choices) == set(commands.COMMANDS) | {"vm"}  # type: ignore[arg-type]

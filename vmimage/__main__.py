@@ -1,0 +1,3 @@
+from vmimage.cli import main
+
+raise SystemExit(main())
