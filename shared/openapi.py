@@ -159,10 +159,30 @@ class Body:
 
 
 @dataclass(frozen=True)
+class Link:
+    """An OpenAPI link: where a response's values lead (clients and stateful tests follow)."""
+
+    operation_id: str
+    parameters: dict[str, str]  # parameter -> runtime expression
+
+    def to_json(self) -> dict[str, Any]:
+        return {"operationId": self.operation_id, "parameters": self.parameters}
+
+
+@dataclass(frozen=True)
 class Response:
     description: str
     schema: dict[str, Any] | None = None  # None: no body (the host's own 401/404)
     headers: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> schema
+    links: dict[str, Link] = field(default_factory=dict)
+
+
+def to_image(expression: str) -> dict[str, Link]:
+    return {"GetImage": Link("getImage", {"name": expression})}
+
+
+VM_AT_PATH = {"service": "$request.path.service", "vm": "$request.path.vm"}
+VM_LINKS = {"GetVm": Link("getVm", VM_AT_PATH), "DeleteVm": Link("deleteVm", VM_AT_PATH)}
 
 
 def ref(model: str) -> dict[str, Any]:
@@ -281,6 +301,8 @@ def _response_json(r: Response) -> dict[str, Any]:
         doc["headers"] = {name: {"schema": schema} for name, schema in r.headers.items()}
     if r.schema is not None:
         doc["content"] = {"application/json": {"schema": r.schema}}
+    if r.links:
+        doc["links"] = {name: link.to_json() for name, link in r.links.items()}
     return doc
 
 
@@ -298,7 +320,14 @@ OPERATIONS: list[Operation] = [
         "/api/images",
         "listImages",
         "Images, filtered and paged",
-        {200: Response("One page of images.", ref("ImagePage")), 400: INVALID},
+        {
+            200: Response(
+                "One page of images.",
+                ref("ImagePage"),
+                links=to_image("$response.body#/Images/0/ImageName"),
+            ),
+            400: INVALID,
+        },
         params=(
             Param("family", "query", FAMILY_SCHEMA, "Only this family, newest first."),
             OS_PARAM,
@@ -343,7 +372,11 @@ OPERATIONS: list[Operation] = [
         "updateImage",
         "Change an image's label, description, family, EULA, VM size or visibility",
         {
-            200: Response("The image as it is now.", ref("Image")),
+            200: Response(
+                "The image as it is now.",
+                ref("Image"),
+                links=to_image("$response.body#/ImageName"),
+            ),
             400: INVALID,
             403: READ_ONLY,
             404: NO_IMAGE,
@@ -358,7 +391,11 @@ OPERATIONS: list[Operation] = [
         "deleteImage",
         "Remove an image; release its disks' leases, or delete the disks",
         {
-            200: Response("The image that was removed.", ref("Image")),
+            200: Response(
+                "The image that was removed.",
+                ref("Image"),
+                links=to_image("$request.path.name"),
+            ),
             400: INVALID,
             403: READ_ONLY,
             404: NO_IMAGE,
@@ -380,7 +417,17 @@ OPERATIONS: list[Operation] = [
         "/api/families",
         "listFamilies",
         "Image families, each with its count and newest image",
-        {200: Response("Every family.", ref("FamilyList"))},
+        {
+            200: Response(
+                "Every family.",
+                ref("FamilyList"),
+                links={
+                    "LatestInFamily": Link(
+                        "latestInFamily", {"family": "$response.body#/Families/0/ImageFamily"}
+                    )
+                },
+            )
+        },
     ),
     Operation(
         "get",
@@ -388,7 +435,9 @@ OPERATIONS: list[Operation] = [
         "latestInFamily",
         "The newest image of a family (by PublishedDate), optionally of one OS",
         {
-            200: Response("The newest image.", ref("Image")),
+            200: Response(
+                "The newest image.", ref("Image"), links=to_image("$response.body#/ImageName")
+            ),
             400: INVALID,
             404: error("No such family, or none of its images has that OS (`FamilyNotFound`)."),
         },
@@ -400,7 +449,11 @@ OPERATIONS: list[Operation] = [
         "getUpload",
         "What became of a blob dropped into the uploads container",
         {
-            200: Response("`Pending`, `Registered` or `Rejected`.", ref("UploadOutcome")),
+            200: Response(
+                "`Pending`, `Registered` or `Rejected`.",
+                ref("UploadOutcome"),
+                links=to_image("$response.body#/ImageName"),
+            ),
             400: INVALID,
             404: error("No such upload has been seen (`UploadNotFound`)."),
         },
@@ -425,6 +478,7 @@ OPERATIONS: list[Operation] = [
                 "`Location` header's URL.",
                 ref("Operation"),
                 headers={"Location": {"type": "string"}},
+                links={"GetOperation": Link("getOperation", {"id": "$response.body#/OperationId"})},
             ),
             400: error("The request is not valid (`InvalidCaptureRequest`, ...)."),
         },
@@ -459,7 +513,22 @@ OPERATIONS: list[Operation] = [
         "/api/vms",
         "listVms",
         "The VM inventory, paged",
-        {200: Response("One page of VMs.", ref("VmList")), 400: INVALID},
+        {
+            200: Response(
+                "One page of VMs.",
+                ref("VmList"),
+                links={
+                    "GetVm": Link(
+                        "getVm",
+                        {
+                            "service": "$response.body#/VMs/0/ServiceName",
+                            "vm": "$response.body#/VMs/0/Name",
+                        },
+                    )
+                },
+            ),
+            400: INVALID,
+        },
         params=(
             Param(
                 "top",
@@ -491,8 +560,8 @@ OPERATIONS: list[Operation] = [
         "putVm",
         "Create or replace a VM of the inventory",
         {
-            200: Response("Replaced.", ref("VirtualMachine")),
-            201: Response("Created.", ref("VirtualMachine")),
+            200: Response("Replaced.", ref("VirtualMachine"), links=VM_LINKS),
+            201: Response("Created.", ref("VirtualMachine"), links=VM_LINKS),
             400: INVALID,
         },
         params=VM_PARAMS,
@@ -505,7 +574,11 @@ OPERATIONS: list[Operation] = [
         "/api/vms/{service}/{vm}",
         "deleteVm",
         "Remove a VM from the inventory (its disks are not touched)",
-        {204: Response("Removed."), 400: INVALID, 404: NO_VM},
+        {
+            204: Response("Removed.", links={"GetVm": Link("getVm", VM_AT_PATH)}),
+            400: INVALID,
+            404: NO_VM,
+        },
         params=VM_PARAMS,
         secured=True,
         tag="vms",

@@ -25,15 +25,18 @@ import pytest
 import requests
 import schemathesis
 from hypothesis import HealthCheck, settings
+from hypothesis.stateful import run_state_machine_as_test
 from schemathesis.checks import not_a_server_error
 from schemathesis.config import SchemathesisConfig
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
+    ensure_resource_availability,
     ignored_auth,
     negative_data_rejection,
     positive_data_acceptance,
     response_schema_conformance,
     status_code_conformance,
+    use_after_free,
 )
 
 from devtools.apphost import AppHost
@@ -131,7 +134,7 @@ schema = schemathesis.openapi.from_dict(
                 "examples": {"enabled": True},
                 "coverage": {"enabled": True},
                 "fuzzing": {"enabled": True},
-                "stateful": {"enabled": False},
+                "stateful": {"enabled": True},
             },
         }
     ),
@@ -172,6 +175,53 @@ def test_generated_updates_of_a_user_image_conform(
 ) -> None:
     case.path_parameters["name"] = patchable
     case.call_and_validate(checks=WRITE_CHECKS, **target)
+
+
+STATEFUL_CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    of_functions(content_type_conformance),
+    of_functions(response_schema_conformance),
+    use_after_free,
+    ensure_resource_availability,
+]
+
+
+def test_sequences_of_calls_conform(target: dict[str, Any]) -> None:
+    """Stateful: chains of calls along the links schemathesis infers (a VM PUT then read
+    and deleted, a capture then its operation, ...): a resource is there once created
+    and gone once deleted."""
+
+    # Without image updates and removals: followed links would reach the gallery's
+    # Community images, which other tests of the session read.
+    readonly_images = schema.exclude(operation_id=["updateImage", "deleteImage"])
+
+    class Sequences(readonly_images.as_state_machine()):  # type: ignore[misc]
+        def get_call_kwargs(self, case: Any) -> dict[str, Any]:
+            return dict(target)
+
+        def validate_response(
+            self, response: Any, case: Any, additional_checks: Any = None, **kwargs: Any
+        ) -> None:
+            case.validate_response(
+                response,
+                checks=STATEFUL_CHECKS,
+                headers=target["headers"],
+                transport_kwargs={**target, **kwargs},
+                recorder=getattr(self, "recorder", None),
+            )
+
+    run_state_machine_as_test(
+        Sequences,
+        settings=settings(
+            max_examples=30,
+            stateful_step_count=6,
+            derandomize=True,
+            deadline=None,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        ),
+    )
 
 
 # -- the document itself -----------------------------------------------------------
