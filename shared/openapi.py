@@ -11,6 +11,7 @@ app is listed here and drives the running app from this document.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -624,8 +625,13 @@ def component_schemas() -> dict[str, Any]:
     return schemas
 
 
-@cache
 def document() -> dict[str, Any]:
+    """The document, a fresh copy each time (callers may change theirs)."""
+    return copy.deepcopy(_document())
+
+
+@cache
+def _document() -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for op in OPERATIONS:
         paths.setdefault(op.path, {})[op.method] = op.to_json()
