@@ -28,14 +28,9 @@ VM_STATES = ("Running", "Stopped", "StoppedDeallocated")
 CACHING = ("None", "ReadOnly", "ReadWrite")
 
 EPILOG = (
-    "connection (options, or the environment):\n"
-    f"  --url / VMIMAGE_URL          the catalog (default {DEFAULT_URL})\n"
-    "  --key / VMIMAGE_KEY          function key for changes (default for a local URL:\n"
-    "                               hostKeys.default from .local/funckeys.json)\n"
-    "  --storage-connection-string / VMIMAGE_STORAGE_CONNECTION_STRING\n"
-    "  --account-url / VMIMAGE_ACCOUNT_URL (signs in with DefaultAzureCredential)\n"
-    "                               where `upload` writes (default UseDevelopmentStorage=true)\n"
-    f"  --container / VMIMAGE_CONTAINER  the uploads container (default {DEFAULT_CONTAINER})\n"
+    f"defaults: --url {DEFAULT_URL}; --key, for a local URL only: hostKeys.default from\n"
+    "  .local/funckeys.json; `upload` writes to UseDevelopmentStorage=true, container\n"
+    f"  {DEFAULT_CONTAINER} (--account-url signs in with DefaultAzureCredential instead)\n"
     "\nexit codes:\n" + "\n".join(f"  {code}  {text}" for code, text in EXIT_CODES.items())
 )
 

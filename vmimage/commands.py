@@ -143,9 +143,11 @@ def upload(ctx: Ctx) -> int:
             "say where to upload: --storage-connection-string or --account-url "
             "(or VMIMAGE_STORAGE_CONNECTION_STRING / VMIMAGE_ACCOUNT_URL)",
         )
-    client = blob_service(a.storage_connection_string, a.account_url).get_blob_client(
-        a.container, blob
-    )
+    try:
+        service = blob_service(a.storage_connection_string, a.account_url)
+    except ValueError as e:  # a malformed connection string or URL
+        raise UsageError("InvalidStorageSettings", str(e).splitlines()[0]) from e
+    client = service.get_blob_client(a.container, blob)
     bar = ctx.out.progress_bar(blob)
     try:
         stats = upload_disk(
@@ -245,10 +247,12 @@ def _check_locally(path: Path, declared_os: str | None) -> Any:
 
 def _storage_error(e: Exception, blob: str, container: str, client: Any) -> Exception:
     from azure.core.exceptions import (
+        AzureError,
         ClientAuthenticationError,
         HttpResponseError,
         ResourceExistsError,
         ServiceRequestError,
+        ServiceResponseError,
     )
 
     where = client.url.split("?")[0]
@@ -258,8 +262,11 @@ def _storage_error(e: Exception, blob: str, container: str, client: Any) -> Exce
             f"a blob named '{blob}' is already in the '{container}' container: "
             "pick another --name, or pass --overwrite",
         )
-    if isinstance(e, ServiceRequestError):
-        return Unreachable("StorageUnreachable", f"cannot reach the storage account ({where}): {e}")
+    if isinstance(e, ServiceRequestError | ServiceResponseError):
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        return Unreachable(
+            "StorageUnreachable", f"cannot reach the storage account ({where}): {first}"
+        )
     if isinstance(e, ClientAuthenticationError) and not isinstance(e, HttpResponseError):
         return ApiError("StorageAuthenticationFailed", str(e).splitlines()[0])
     if isinstance(e, HttpResponseError):
@@ -273,6 +280,8 @@ def _storage_error(e: Exception, blob: str, container: str, client: Any) -> Exce
         if code == "ContainerNotFound":
             return ApiError(code, f"the container '{container}' does not exist ({where})")
         return ApiError(code, (e.message or str(e)).splitlines()[0], e.status_code or 0)
+    if isinstance(e, AzureError):
+        return ApiError("StorageError", str(e).splitlines()[0] if str(e) else type(e).__name__)
     return e
 
 

@@ -244,7 +244,11 @@ def blob_service(connection_string: str | None, account_url: str | None) -> Any:
     """A BlobServiceClient from a connection string, or an account URL + DefaultAzureCredential."""
     from azure.storage.blob import BlobServiceClient, ExponentialRetry
 
-    retry = ExponentialRetry(initial_backoff=0.5, increment_base=2, retry_total=3)
+    # Three retries ~2, 3 and 4 s apart (the SDK's default waits 15 s + 3^n): a blip is
+    # retried, a dead endpoint is reported within seconds.
+    retry = ExponentialRetry(
+        initial_backoff=0.5, increment_base=1.5, retry_total=3, random_jitter_range=0.5
+    )
     if account_url:
         from azure.identity import DefaultAzureCredential
 

@@ -390,3 +390,18 @@ def test_an_unreachable_catalog_exits_3_and_waiting_too_long_exits_4(cli) -> Non
     r = cli("status", f"{unique('never-uploaded')}.vhd", "--wait", "--timeout", "1")
     assert r.returncode == 4
     assert r.stderr.startswith("vmimage: error: Timeout: ")
+
+
+def test_unreachable_storage_exits_3_after_a_few_retries(cli, corpus) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    dead = (
+        "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;"
+        f"BlobEndpoint=http://127.0.0.1:{port}/devstoreaccount1;"
+    )
+    name = unique("cli-nostorage")
+    r = cli("upload", str(disk(corpus, "linux_ext4_mbr")), "--name", f"{name}.vhd",
+            "--storage-connection-string", dead)  # fmt: skip
+    assert r.returncode == 3, r.stderr
+    assert "vmimage: error: StorageUnreachable: cannot reach the storage account" in r.stderr

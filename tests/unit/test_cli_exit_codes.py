@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import io
 import json
 from collections.abc import Callable
 from typing import Any
@@ -12,6 +14,7 @@ from requests.adapters import BaseAdapter
 
 from vmimage import api, cli, commands
 from vmimage.errors import TimedOut
+from vmimage.output import Printer
 
 Answer = tuple[int, Any] | Exception
 Route = Callable[[requests.PreparedRequest], Answer]
@@ -231,3 +234,27 @@ def test_commands_table_covers_the_parser() -> None:
     parser = cli.build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")
     assert set(sub.choices) == set(commands.COMMANDS) | {"vm"}  # type: ignore[arg-type]
+
+
+def test_an_upload_waits_for_the_outcome_of_its_own_version_of_the_blob(serve) -> None:
+    answers = iter(
+        [
+            (404, {"Code": "UploadNotFound", "Message": "not seen yet"}),
+            (200, {"Status": "Registered", "ETag": '"0xOLD"', "ImageName": "old"}),
+            (200, {"Status": "Pending", "ETag": '"0xNEW"'}),
+            (200, {"Status": "Registered", "ETag": '"0xNEW"', "ImageName": "new"}),
+        ]
+    )
+    serve(lambda r: next(answers))
+    printer = Printer(as_json=True, out=io.StringIO(), err=io.StringIO())
+    ctx = commands.Ctx(argparse.Namespace(), printer, api.Catalog("http://127.0.0.1:9"))
+    assert commands._wait_for_outcome(ctx, "d.vhd", "0xNEW", timeout=30) == 0
+    assert json.loads(printer.out.getvalue())["ImageName"] == "new"
+
+
+def test_a_disk_for_a_vm_image_is_done_once_validated() -> None:
+    validated = {"Status": "Pending", "Kind": "VmImageDisk", "NextCheck": None}
+    assert commands._judged(validated)
+    assert not commands._judged({**validated, "NextCheck": "2026-01-01T00:00:00Z"})
+    assert not commands._judged({"Status": "Pending", "Kind": "Disk"})
+    assert commands._judged({"Status": "Rejected", "Kind": "Disk"})

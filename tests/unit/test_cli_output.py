@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 
 from vmimage.commands import IMAGE_COLUMNS
 from vmimage.output import Column, Printer, ProgressBar, field, render_record, render_table
@@ -131,3 +132,15 @@ def test_the_progress_bar_shows_data_sent_virtual_size_covered_and_rate() -> Non
     bar.close()
     assert stream.getvalue().startswith("\rd.vhd [████████████████] 100%")
     assert stream.getvalue().endswith("\n")
+
+
+def test_on_a_narrow_terminal_the_bar_goes_first(monkeypatch) -> None:
+    import shutil
+
+    monkeypatch.setattr(
+        shutil, "get_terminal_size", lambda fallback=None: os.terminal_size((60, 24))
+    )
+    stream = Tty()
+    ProgressBar("d.vhd", stream).update(1 << 20, 2 << 20, 50, 100, 1.0)
+    line = stream.getvalue()[1:]
+    assert len(line) == 59 and "█" not in line and line.startswith("d.vhd  50% | data 1.0/2.0 MiB")
