@@ -83,7 +83,7 @@ class HttpHost:
         app.router.add_route("GET", "/admin/host/ping", self._ping)
         app.router.add_route("GET", "/admin/host/status", self._host_status)
         app.router.add_route("GET", "/admin/functions", self._functions)
-        app.router.add_route("*", "/{tail:.*}", self._dispatch)
+        app.router.add_route("*", r"/{tail:[\s\S]*}", self._dispatch)  # newlines too
         return app
 
     async def _ping(self, request: web.Request) -> web.Response:

@@ -209,7 +209,7 @@ class RouteTemplate:
                 if param.default is not None:
                     values[name] = param.default
                 continue
-            value = raw if param.catch_all else unquote(raw)
+            value = unquote(raw)  # the host decodes route values, catch-alls too
             if not all(check(value) for check in param.constraints):
                 return None
             values[name] = value

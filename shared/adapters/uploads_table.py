@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 from urllib.parse import quote
@@ -14,9 +15,17 @@ from shared.domain.uploads import UploadOutcome
 PARTITION = "upload"
 
 
+MAX_KEY_CHARS = 400  # row keys hold at most 1 KiB
+
+
 def row_key(blob_name: str) -> str:
-    # Blob names may hold '/', '#', '?', '\\', which row keys forbid.
-    return quote(blob_name, safe="")
+    # Blob names may hold '/', '#', '?', '\\', which row keys forbid; quoting keeps them
+    # readable, and a name too long once quoted keeps its head plus a digest of the rest.
+    key = quote(blob_name, safe="")
+    if len(key) <= MAX_KEY_CHARS:
+        return key
+    digest = hashlib.sha256(blob_name.encode("utf-8")).hexdigest()
+    return f"{key[:300]}~{digest}"
 
 
 class UploadOutcomes:

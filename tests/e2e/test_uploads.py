@@ -309,3 +309,15 @@ def test_an_abandoned_upload_is_reported_by_the_delayed_recheck(catalog_app, sto
     assert "uploadstate=complete" in pending["Reason"]
     result = outcome(catalog_app, name, timeout=30)
     assert result["Error"]["Code"] == "UploadIncomplete"
+
+
+def test_a_long_unicode_blob_name_still_has_a_readable_outcome(
+    catalog_app, storage, tmp_path
+) -> None:
+    # Quoted, this name is far over a table row key's 1 KiB: the key is shortened, not refused.
+    name = "é" * 300 + f"-{uuid.uuid4().hex[:6]} notes.txt"
+    path = tmp_path / "f"
+    path.write_bytes(b"not a disk")
+    drop(storage, path, name, page=False)
+    result = outcome(catalog_app, name)
+    assert (result["BlobName"], result["Error"]["Code"]) == (name, "UnsupportedFileType")

@@ -182,3 +182,8 @@ INVALID = [
 def test_invalid_template_raises(template: str) -> None:
     with pytest.raises(RouteTemplateError):
         parse_template(template)
+
+
+def test_catch_all_values_are_url_decoded_like_the_host() -> None:
+    t = parse_template("api/uploads/{*blobName}")
+    assert t.match("api/uploads/my%20disk/v%C3%A9.vhd") == {"blobName": "my disk/vé.vhd"}
