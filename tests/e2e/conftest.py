@@ -1,7 +1,9 @@
-"""Fixtures for the end-to-end room: the unmodified classic client pointed at the running app."""
+"""Fixtures for the end-to-end room: real disks, and the classic client pointed at the app."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -10,6 +12,7 @@ from azure.servicemanagement import ServiceManagementService
 
 from devtools.apphost import AppHost
 from shared.settings import DEFAULTS
+from tests.vhd_corpus import Corpus, CorpusToolMissing
 
 
 def force_http(request, next_filter):  # type: ignore[no-untyped-def]
@@ -28,3 +31,17 @@ def classic_client(catalog_app: AppHost, function_key: str) -> ServiceManagement
         host=urlsplit(catalog_app.base_url).netloc,
         request_session=session,
     ).with_filter(force_http)
+
+
+@pytest.fixture(scope="session")
+def disk(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    """`disk("linux_ext4_mbr")` -> a real disk built once per session with real tools."""
+    corpus = Corpus(tmp_path_factory.mktemp("e2e-corpus"))
+
+    def get(name: str) -> Path:
+        try:
+            return corpus[name]
+        except CorpusToolMissing as e:
+            pytest.fail(f"the test command should have installed the disk tools: {e}")
+
+    return get

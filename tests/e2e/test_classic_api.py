@@ -14,9 +14,7 @@ import time
 import uuid
 import xml.etree.ElementTree as ET
 from collections import Counter
-from collections.abc import Callable
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,26 +30,12 @@ from shared.adapters.storage import StorageAccount
 from shared.services.gallery import GALLERY, load_gallery
 from shared.settings import DEFAULTS
 from tests.e2e.test_uploads import drop, outcome, unique
-from tests.vhd_corpus import Corpus, CorpusToolMissing
 
 SUBSCRIPTION = DEFAULTS["CLASSIC_SUBSCRIPTION_ID"]
 NS = "{http://schemas.microsoft.com/windowsazure}"
 GALLERY_IMAGES: list[dict[str, Any]] = json.loads(GALLERY.read_text(encoding="utf-8"))["images"]
 GALLERY_OS = [d for d in GALLERY_IMAGES if d["ImageType"] == "OSImage"]
 GALLERY_VM = [d for d in GALLERY_IMAGES if d["ImageType"] == "VMImage"]
-
-
-@pytest.fixture(scope="module")
-def disk(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
-    corpus = Corpus(tmp_path_factory.mktemp("classic-corpus"))
-
-    def get(name: str) -> Path:
-        try:
-            return corpus[name]
-        except CorpusToolMissing as e:
-            pytest.fail(f"the test command should have installed the disk tools: {e}")
-
-    return get
 
 
 @pytest.fixture(scope="module")

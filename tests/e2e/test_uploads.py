@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,20 +16,7 @@ from azure.core.exceptions import HttpResponseError
 from devtools.apphost import AppHost
 from devtools.upload import upload_page_blob
 from shared.adapters.storage import StorageAccount
-from tests.vhd_corpus import CASES, Corpus, CorpusToolMissing
-
-
-@pytest.fixture(scope="session")
-def disk(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
-    corpus = Corpus(tmp_path_factory.mktemp("e2e-corpus"))
-
-    def get(name: str) -> Path:
-        try:
-            return corpus[name]
-        except CorpusToolMissing as e:
-            pytest.fail(f"the test command should have installed the disk tools: {e}")
-
-    return get
+from tests.vhd_corpus import CASES
 
 
 def drop(
