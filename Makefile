@@ -11,7 +11,7 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEBS   := qemu-utils e2fsprogs fdisk dosfstools ntfs-3g mtools
 TOOLS  := qemu-img sfdisk mke2fs mkfs.vfat mkntfs mcopy
 
-.PHONY: run test lint format bench deps system-deps clean
+.PHONY: run test lint format bench bench-catalog deps system-deps clean
 
 run: deps
 	$(PY) -m devtools.run
@@ -27,8 +27,15 @@ format: deps
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
 
+# The quick benchmarks (a few minutes); the catalog one at 100k images takes ~25 min.
 bench: deps system-deps
-	$(PY) -m bench.run_all
+	$(PY) -m bench.runner_overhead
+	$(PY) -m bench.uploads
+	$(PY) -m bench.captures
+	$(PY) -m bench.cli_upload
+
+bench-catalog: deps
+	$(PY) -m bench.catalog
 
 deps: $(VENV)/.installed node_modules/.installed
 
