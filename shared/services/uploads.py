@@ -300,10 +300,6 @@ def _image_from_upload(
             "os=Windows, or upload a disk with an OS on it."
         )
     family = declared.get("imagefamily") or _family_from(probe)
-    if "imagefamily" in declared and _family_from(probe) and _family_from(probe) != family:
-        warnings.append(
-            f"The metadata declares imagefamily={family!r}; the disk says {_family_from(probe)!r}."
-        )
     size_gb = math.ceil(footer.current_size / GIB)
     media_link = client.url.split("?")[0]
     kind = ImageKind.VM if state == DiskState.SPECIALIZED else ImageKind.OS
