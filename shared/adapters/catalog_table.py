@@ -192,7 +192,9 @@ class ImageCatalog:
 
     def uses_media(self, media_link: str) -> bool:
         """Does any image (still) have this disk as its MediaLink?"""
-        rows = self._range(IMAGE, IMAGE[:-1] + "}", None, {"MediaLink": media_link}, ["RowKey"])
+        rows = self._range(
+            IMAGE, IMAGE[:-1] + "}", None, {"MediaLink": media_link}, ["RowKey"], per_page=1
+        )
         return next(rows, None) is not None
 
     def summary(self, family: str) -> FamilySummary | None:
@@ -216,7 +218,7 @@ class ImageCatalog:
     ) -> Page:
         """One page of images (all, or one family newest first), filtered by equality."""
         lo, hi = family_range(family) if family is not None else (IMAGE, IMAGE[:-1] + "}")
-        rows = list(islice(self._range(lo, hi, after, filters, select), top + 1))
+        rows = list(islice(self._range(lo, hi, after, filters, select, per_page=top + 1), top + 1))
         more = len(rows) > top
         rows = rows[:top]
         images = [self._partial(e, select) for e in rows]
@@ -238,7 +240,9 @@ class ImageCatalog:
         after: str | None,
         filters: dict[str, Any],
         select: list[str] | None,
+        per_page: int = 1000,
     ) -> Iterator[Any]:
+        """Rows in [lo, hi) (after `after`), fetched `per_page` at a time: ask for what you use."""
         params: dict[str, Any] = {"pk": PARTITION, "lo": lo, "hi": hi}
         clauses = ["PartitionKey eq @pk", "RowKey lt @hi"]
         if after is not None:
@@ -252,7 +256,10 @@ class ImageCatalog:
         columns = None if select is None else sorted({*select, "RowKey"})
         return iter(
             self.table.query_entities(
-                " and ".join(clauses), parameters=params, select=columns, results_per_page=1000
+                " and ".join(clauses),
+                parameters=params,
+                select=columns,
+                results_per_page=max(1, min(per_page, 1000)),
             )
         )
 
@@ -311,13 +318,16 @@ class ImageCatalog:
         lo, hi = family_range(summary.family)
         own = family_row(image)
         if summary.newest and summary.newest["ImageName"].lower() == image.key:
-            rest = [e for e in islice(self._range(lo, hi, None, {}, None), 2) if e["RowKey"] != own]
+            rows = islice(self._range(lo, hi, None, {}, None, per_page=2), 2)
+            rest = [e for e in rows if e["RowKey"] != own]
             summary.newest = _ref(from_entity(rest[0])) if rest else None
         by_os = summary.newest_by_os.get(image.OS)
         if by_os and by_os["ImageName"].lower() == image.key:
             rest = [
                 e
-                for e in islice(self._range(lo, hi, None, {"OS": str(image.OS)}, None), 2)
+                for e in islice(
+                    self._range(lo, hi, None, {"OS": str(image.OS)}, None, per_page=2), 2
+                )
                 if e["RowKey"] != own
             ]
             if rest:
