@@ -13,16 +13,14 @@ which is only run at 64 MiB (1 TiB x 5 would move 5 TiB).
 from __future__ import annotations
 
 import json
-import os
-import platform
 import statistics
 import time
 import uuid
-from pathlib import Path
 
 from azure.data.tables import TableServiceClient
 from azure.storage.blob import BlobServiceClient
 
+from bench.common import machine_info
 from devtools.azurite import ROOT, Azurite
 from shared.adapters.catalog_table import ImageCatalog
 from shared.adapters.operations_table import Operations
@@ -71,18 +69,10 @@ def naive_copy(blobs: BlobServiceClient, vhds: str, images: str, name: str) -> N
 
 
 def machine() -> str:
-    model = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    azurite = json.loads((ROOT / "node_modules/azurite/package.json").read_text())["version"]
+    m = machine_info()
     return (
-        f"{os.cpu_count()} CPUs ({model}), Python {platform.python_version()}, "
-        f"Azurite {azurite} (in memory)"
+        f"{m['cpu_count']} CPUs ({m['cpu_model']}), Python {m['python']}, "
+        f"Azurite {m['azurite']} (in memory)"
     )
 
 

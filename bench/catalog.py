@@ -65,7 +65,6 @@ import contextlib
 import copy
 import json
 import os
-import platform
 import random
 import statistics
 import subprocess
@@ -92,6 +91,7 @@ from azure.data.tables import (
     UpdateMode,
 )
 
+from bench.common import log, machine_info, summary_ms
 from devtools.apphost import AppHost
 from devtools.azurite import ROOT, Azurite
 from shared.adapters.catalog_table import (
@@ -132,10 +132,6 @@ REGIONS = ["West Europe", "North Europe", "East US", "East US 2", "West US", "So
 CLONE_EPOCH = datetime(2016, 1, 1, tzinfo=UTC)
 GROWTH_TARGET = 1.5  # get/latest p50 may grow at most this much from 10k to 100k
 NAIVE_TARGET = 20.0  # every query at least this many times faster than the naive way
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 def family_target(n_images: int) -> int:
@@ -383,24 +379,6 @@ def grow(model: CatalogModel, loader: Loader, target: int, budget_left_s: float)
 
 
 # -- timing --------------------------------------------------------------------------------
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    k = (len(ordered) - 1) * p / 100
-    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
-
-
-def summary_ms(seconds: list[float]) -> dict[str, Any]:
-    ms = [s * 1000 for s in seconds]
-    return {
-        "n": len(ms),
-        "p50_ms": round(percentile(ms, 50), 3),
-        "p99_ms": round(percentile(ms, 99), 3),
-        "mean_ms": round(statistics.fmean(ms), 3),
-        "max_ms": round(max(ms), 3),
-    }
 
 
 def timed_runs(
@@ -674,16 +652,6 @@ def wait_persisted(location: Path | None, quiet_s: float = 7.0, limit_s: float =
 
 
 def machine() -> dict[str, Any]:
-    model = ""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    azurite = "unknown"
-    with contextlib.suppress(OSError, ValueError, KeyError):
-        pkg = json.loads((ROOT / "node_modules" / "azurite" / "package.json").read_text())
-        azurite = pkg["version"]
     node = "unknown"
     with contextlib.suppress(OSError, subprocess.SubprocessError):
         node = subprocess.run(
@@ -691,16 +659,7 @@ def machine() -> dict[str, Any]:
         ).stdout.strip()
     import azure.data.tables as tables_sdk
 
-    return {
-        "cpu_count": os.cpu_count(),
-        "cpu_model": model,
-        "mem_total_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "azurite": azurite,
-        "node": node,
-        "azure_data_tables": tables_sdk.__version__,
-    }
+    return {**machine_info(), "node": node, "azure_data_tables": tables_sdk.__version__}
 
 
 def rss_mib(pid: int | None) -> float | None:

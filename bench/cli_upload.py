@@ -28,7 +28,6 @@ import argparse
 import hashlib
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -39,6 +38,7 @@ from typing import Any
 
 from azure.storage.blob import BlobClient, ContainerClient
 
+from bench.common import log, machine_info
 from devtools.azurite import ROOT, Azurite
 from shared.domain.vhd import build_footer
 from vmimage.upload import CHUNK, data_chunks, upload_disk
@@ -54,10 +54,6 @@ SAMPLE_SIZE = 4 * GIB  # 1/256 of the sparse disk, for the naive way's estimate
 DENSE_LABEL = "(a) 256 MiB, all random data"
 SPARSE_LABEL = "(b) 1 TiB sparse, 64 MiB of data"
 SAMPLE_LABEL = "(b') 4 GiB sparse, 4 MiB of data"
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 def build_dense(path: Path) -> Path:
@@ -168,25 +164,7 @@ def summary(times: list[float], sent: int, size: int) -> dict[str, Any]:
 
 
 def machine() -> dict[str, Any]:
-    model = None
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        azurite = json.loads((ROOT / "node_modules/azurite/package.json").read_text())["version"]
-    except (OSError, ValueError, KeyError):
-        azurite = "unknown"
-    return {
-        "cpu_count": os.cpu_count(),
-        "cpu_model": model,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "azurite": azurite,
-    }
+    return machine_info()
 
 
 def size_text(n: int) -> str:

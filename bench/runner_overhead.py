@@ -22,12 +22,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import contextlib
 import importlib.util
 import json
-import os
-import platform
-import statistics
 import sys
 import tempfile
 import textwrap
@@ -44,6 +40,7 @@ from azure.functions.queue import QueueMessage as WorkerQueueMessage
 from azure.storage.queue import QueueClient, TextBase64EncodePolicy
 from azure.storage.queue.aio import QueueClient as AsyncQueueClient
 
+from bench.common import machine_info, summary_ms
 from devtools.apphost import AppHost
 from devtools.azurite import ROOT, Azurite
 
@@ -83,23 +80,6 @@ HOST_JSON = {
 
 
 # -- helpers -------------------------------------------------------------------------------
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    k = (len(ordered) - 1) * p / 100
-    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
-
-
-def summary_ms(seconds: list[float]) -> dict[str, float]:
-    ms = [s * 1000 for s in seconds]
-    return {
-        "n": len(ms),
-        "p50_ms": round(percentile(ms, 50), 4),
-        "p99_ms": round(percentile(ms, 99), 4),
-        "mean_ms": round(statistics.fmean(ms), 4),
-    }
 
 
 def load_functions(app_dir: Path) -> dict[str, Callable[..., Any]]:
@@ -142,7 +122,7 @@ def http_through_runner(base_url: str, warmup: int, n: int) -> dict[str, float]:
             timings.append(time.perf_counter() - started)
             if r.status_code != 200 or r.content != b"pong":
                 raise RuntimeError(f"unexpected answer {r.status_code} {r.content!r}")
-    return summary_ms(timings)
+    return summary_ms(timings, 4)
 
 
 def http_in_process(ping: Callable[..., Any], warmup: int, n: int) -> dict[str, float]:
@@ -162,7 +142,7 @@ def http_in_process(ping: Callable[..., Any], warmup: int, n: int) -> dict[str, 
 
     for _ in range(warmup):
         once()
-    return summary_ms([once() for _ in range(n)])
+    return summary_ms([once() for _ in range(n)], 4)
 
 
 # -- queues --------------------------------------------------------------------------------
@@ -241,7 +221,7 @@ def queue_through_runner(connection: str, queue: str, log_path: Path, n: int) ->
         "total_s": round(total, 3),
         "per_message_ms": round(total / n * 1000, 3),
         "messages_per_s": round(n / total, 1),
-        "send_to_start_latency": summary_ms(latencies),
+        "send_to_start_latency": summary_ms(latencies, 4),
     }
 
 
@@ -288,19 +268,7 @@ def queue_in_process(noop: Callable[..., Any], n: int) -> dict[str, float]:
 
 
 def machine() -> dict[str, Any]:
-    model = ""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return {
-        "cpu_count": os.cpu_count(),
-        "cpu_model": model,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "azure_functions": func.__version__,
-    }
+    return {**machine_info(), "azure_functions": func.__version__}
 
 
 def markdown(result: dict[str, Any]) -> str:

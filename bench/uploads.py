@@ -38,7 +38,6 @@ import dataclasses
 import json
 import math
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -52,6 +51,7 @@ from typing import Any
 import requests
 from azure.storage.blob import BlobClient
 
+from bench.common import log, machine_info
 from devtools.apphost import LOCAL_DEFAULTS, AppHost
 from devtools.azurite import ROOT, Azurite
 from devtools.upload import upload_page_blob
@@ -77,10 +77,6 @@ NAIVE_RAM_BUDGET = 2 * GIB  # never hold more than this in memory for the naive 
 DENSE_CHUNK = 4 * MIB
 POLL_SECONDS = 0.05
 MAX_OS_DISK = UploadPolicy().max_os_disk_bytes
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 # -- disks ---------------------------------------------------------------------------------
@@ -390,24 +386,7 @@ def end_to_end(conn: str, storage: StorageAccount, disk: Path, drops: int, tmp: 
 
 
 def machine() -> dict[str, Any]:
-    model = ""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    azurite = "unknown"
-    with contextlib.suppress(OSError, ValueError, KeyError):
-        pkg = json.loads((ROOT / "node_modules" / "azurite" / "package.json").read_text())
-        azurite = pkg["version"]
-    return {
-        "cpu_count": os.cpu_count(),
-        "cpu_model": model,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "azurite": azurite,
-        "mem_total_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / GIB, 1),
-    }
+    return machine_info()
 
 
 def human_bytes(n: float) -> str:
