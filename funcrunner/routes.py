@@ -219,7 +219,8 @@ class RouteTemplate:
 def parse_template(template: str) -> RouteTemplate:
     """Compile a route template (without the route prefix)."""
     text = template.strip().strip("/")
-    if "?" in text.replace("?}", "") or "#" in text:
+    literals = _PARAM.sub("", text)  # constraints such as regex(^a?b$) may hold '?'
+    if "?" in literals or "#" in literals:
         raise RouteTemplateError(f"route '{template}' must not contain '?' or '#'")
     segments = text.split("/") if text else []
     parameters: dict[str, Parameter] = {}

@@ -187,3 +187,11 @@ def test_invalid_template_raises(template: str) -> None:
 def test_catch_all_values_are_url_decoded_like_the_host() -> None:
     t = parse_template("api/uploads/{*blobName}")
     assert t.match("api/uploads/my%20disk/v%C3%A9.vhd") == {"blobName": "my disk/vé.vhd"}
+
+
+def test_a_regex_constraint_may_hold_a_question_mark() -> None:
+    t = parse_template("colors/{name:regex(^gr[ae]y?$)}")
+    assert t.match("colors/grey") == {"name": "grey"}
+    assert t.match("colors/gr") is None
+    with pytest.raises(RouteTemplateError):
+        parse_template("colors?/{name}")
