@@ -68,7 +68,11 @@ def main() -> int:
             f"  catalog: {app.base_url}/api/images\n"
             f"  Azurite: {azurite.connection_string.split(';AccountKey')[0]} "
             "(UseDevelopmentStorage=true)\n"
-            "  keys:    .local/funckeys.json (see the banner above)\n",
+            "  keys:    .local/funckeys.json (see the banner above)\n"
+            "\nTry:\n"
+            f"  curl -s {app.base_url}/api/families\n"
+            "  .venv/bin/vmimage upload DISK.vhd --family 'My images'   # a fixed VHD\n"
+            "  .venv/bin/vmimage capture --service contoso-web --vm web01 --image web01 --wait\n",
             flush=True,
         )
         while not stopping and app.process is not None and app.process.poll() is None:
