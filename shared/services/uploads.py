@@ -158,8 +158,14 @@ def _schedule(
     now: datetime,
     delay: float,
 ) -> None:
-    """One re-check chain per blob: don't start another while one is on its way."""
-    if prior is not None and prior.NextCheck is not None and prior.NextCheck > now:
+    """One re-check chain per blob: don't start another while one is on its way.
+
+    A check due within the next seconds counts as arriving now: a re-check message
+    may come a little before its time (queue and worker clocks differ), and it
+    must then carry the chain on rather than end it.
+    """
+    due_soon = now + timedelta(seconds=2)
+    if prior is not None and prior.NextCheck is not None and prior.NextCheck > due_soon:
         outcome.NextCheck = prior.NextCheck
         return
     delay = max(1.0, math.ceil(delay))

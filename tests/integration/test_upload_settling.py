@@ -150,3 +150,16 @@ def test_an_uploader_that_says_uploading_is_waited_for_whatever_the_pause(env, l
     client.upload_page(data[-512:], offset=len(data) - 512, length=512)
     clock.now = client.get_blob_properties().last_modified + timedelta(seconds=300)
     assert examine_upload(client, deps).Status == "Pending"
+
+
+def test_a_recheck_arriving_a_little_early_carries_the_chain_on(env) -> None:
+    container, deps, clock, rechecks = env
+    client = container.get_blob_client("early.vhd")
+    client.create_page_blob(64 * MIB + 512, metadata={"uploadstate": "uploading"})
+    clock.now = client.get_blob_properties().last_modified
+    examine_upload(client, deps)
+    assert len(rechecks.scheduled) == 1
+    due = deps.outcomes.get("early.vhd").NextCheck
+    clock.now = due - timedelta(milliseconds=500)  # the message came half a second early
+    examine_upload(client, deps)
+    assert len(rechecks.scheduled) == 2
