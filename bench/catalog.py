@@ -91,7 +91,7 @@ from azure.data.tables import (
     UpdateMode,
 )
 
-from bench.common import log, machine_info, summary_ms
+from bench.common import log, machine_info, summary_ms, write_results
 from devtools.apphost import AppHost
 from devtools.azurite import ROOT, Azurite
 from shared.adapters.catalog_table import (
@@ -1059,8 +1059,7 @@ def main(argv: list[str] | None = None) -> int:
         "total_s": round(time.perf_counter() - started, 1),
     }
     result["verdicts"] = verdicts(result)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2))
+    write_results(RESULTS, result)
     print(markdown(result))
     print(f"\n(JSON in {RESULTS.relative_to(ROOT)}; the whole run took {result['total_s']:.0f} s)")
     return 0

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import os
 import statistics
 import sys
@@ -38,7 +37,7 @@ from typing import Any
 
 from azure.storage.blob import BlobClient, ContainerClient
 
-from bench.common import log, machine_info
+from bench.common import log, machine_info, write_results
 from devtools.azurite import ROOT, Azurite
 from shared.domain.vhd import build_footer
 from vmimage.upload import CHUNK, data_chunks, upload_disk
@@ -271,8 +270,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine(),
         "rows": rows,
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(doc, indent=2) + "\n")
+    write_results(RESULTS, doc)
     print(markdown(doc))
     log(f"wrote {RESULTS.relative_to(ROOT)}")
     return 0

@@ -58,3 +58,9 @@ def summary_ms(seconds: list[float], digits: int = 3) -> dict[str, Any]:
 
 def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
+
+
+def write_results(path: Path, result: dict[str, Any]) -> None:
+    """The raw figures as JSON under bench/results/ (git-ignored)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2) + "\n")

@@ -40,7 +40,7 @@ from azure.functions.queue import QueueMessage as WorkerQueueMessage
 from azure.storage.queue import QueueClient, TextBase64EncodePolicy
 from azure.storage.queue.aio import QueueClient as AsyncQueueClient
 
-from bench.common import machine_info, summary_ms
+from bench.common import machine_info, summary_ms, write_results
 from devtools.apphost import AppHost
 from devtools.azurite import ROOT, Azurite
 
@@ -381,8 +381,7 @@ def main(argv: list[str] | None = None) -> int:
             "in_process": direct,
         },
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2))
+    write_results(RESULTS, result)
     print(markdown(result))
     print(f"\n(JSON in {RESULTS.relative_to(ROOT)})")
     return 0

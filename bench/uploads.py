@@ -51,7 +51,7 @@ from typing import Any
 import requests
 from azure.storage.blob import BlobClient
 
-from bench.common import log, machine_info
+from bench.common import log, machine_info, write_results
 from devtools.apphost import LOCAL_DEFAULTS, AppHost
 from devtools.azurite import ROOT, Azurite
 from devtools.upload import upload_page_blob
@@ -624,8 +624,7 @@ def main(argv: list[str] | None = None) -> int:
         "sizes": sizes,
         "end_to_end": e2e,
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2))
+    write_results(RESULTS, result)
     print(markdown(result))
     print(f"\n(JSON in {RESULTS.relative_to(ROOT)})")
     return 0

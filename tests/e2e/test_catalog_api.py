@@ -6,7 +6,6 @@ itself, so images other tests registered in the same session are accounted for."
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from shared.adapters.catalog_table import IMAGE, PARTITION, ImageCatalog, from_e
 from shared.adapters.storage import StorageAccount
 from shared.domain.images import Image
 from shared.services.gallery import load_gallery
+from tests.e2e.test_uploads import outcome
 from tests.vhd_corpus import Corpus, CorpusToolMissing
 
 Register = Callable[..., str]
@@ -109,17 +109,6 @@ def read_all_pages(app: AppHost, **params: Any) -> list[dict[str, Any]]:
     pytest.fail("paging never ended")
 
 
-def wait_outcome(app: AppHost, blob: str, timeout: float = 30) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        r = requests.get(f"{app.base_url}/api/uploads/{blob}", timeout=10)
-        if r.status_code == 200 and r.json()["Status"] != "Pending":
-            return r.json()
-        if time.monotonic() > deadline:
-            pytest.fail(f"{blob} still not judged after {timeout}s: {r.status_code} {r.text}")
-        time.sleep(0.2)
-
-
 def make_register(app: AppHost, storage: StorageAccount, disk: Path) -> Register:
     """Register a User image the way users do: drop a small real disk into `uploads`."""
 
@@ -127,7 +116,7 @@ def make_register(app: AppHost, storage: StorageAccount, disk: Path) -> Register
         blob = f"{stem}-{uuid.uuid4().hex[:8]}.vhd"
         client = storage.blobs.get_blob_client(storage.settings.uploads_container, blob)
         upload_page_blob(client, disk, {"os": "Linux", **metadata})
-        result = wait_outcome(app, blob)
+        result = outcome(app, blob)
         assert result["Status"] == "Registered", result
         return str(result["ImageName"])
 
