@@ -1,17 +1,31 @@
-"""The catalog in Table storage: every row of it in one partition, every write one batch.
+"""The catalog in Table storage: one small partition per image, indexes kept beside it.
 
-Row keys (partition `catalog`):
-- `image|<name>`                         the image (the source of truth; point read by name)
-- `family|<family>|<newest-first>|<name>`  a copy of it in its family's range (one family
-                                           is a single-partition range query, newest first)
-- `families|<family>`                     the family's summary: count and newest image
-                                           (overall and per OS), so the families list and
-                                           "latest in family" never read the images
+Partitions (all in one table):
+- `image|<name>`      RowKey `image`: the image, the source of truth. Get by name is a
+                      point read in a one-row partition; list-all pages across these
+                      partitions in name order.
+- `family|<family>`   RowKey `<newest-first>|<name>`: a copy of each image of the family,
+                      so one family is a single-partition range, newest first.
+- `families`          RowKey `<family>`: the family's summary (count, newest image overall
+                      and per OS), so the families list and "latest" never read images.
 
-An image row, its family row and its family's summary change together in one
-entity-group transaction, so a crash can never leave a reader a half-written
-state; the summary is guarded by its ETag so concurrent writers retry instead
-of losing counts. Names, families and filters reach storage as parameters,
+No entity-group transaction spans partitions, so a change is made in steps, and
+the image row is the commit point:
+1. *mark*: each family the change touches gets a pending token in its summary row
+   (the name, the index row key, a revision, the time);
+2. *commit*: the image row is created, replaced or deleted (ETag-guarded; creating
+   it is what makes a name taken, in any letter case);
+3. *index*: the family's copy is written or deleted to match the image row now,
+   never older than what is there (each copy carries its image's revision);
+4. *summary*: the family's summary is recomputed from its partition and the token
+   removed, in one write guarded by the summary's ETag.
+
+Readers trust a summary only when it has no pending token. Otherwise they read
+the family's partition and let the image row decide each pending name (the slow
+path, taken only while a change is under way or after a writer died mid-way). So
+a crash between any two writes leaves readers the state before or after the
+change, never a mix; the next writer in that family finishes any token older
+than `stale_after`. Names, families and filters reach storage as parameters,
 never spliced into OData text.
 """
 
@@ -19,35 +33,46 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterator
+import random
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from itertools import islice
 from typing import Any
 from urllib.parse import quote
 
 from azure.core import MatchConditions
-from azure.core.exceptions import ResourceNotFoundError
-from azure.data.tables import TableClient, TableTransactionError, UpdateMode
+from azure.core.exceptions import (
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+)
+from azure.data.tables import TableClient, UpdateMode
 
 from shared.domain.images import Image, ImageNameTaken, ImageNotFound, image_key
 
-PARTITION = "catalog"
-IMAGE = "image|"
-FAMILY = "family|"
-FAMILIES = "families|"
+IMAGE = "image|"  # partition prefix of the image rows
+IMAGE_ROW = "image"
+FAMILY = "family|"  # partition prefix of a family's copies
+FAMILIES = "families"  # the partition of family summaries
+IMAGE_RANGE = (IMAGE, IMAGE[:-1] + "}")  # '}' sorts right after '|'
 _JSON_FIELDS = ("OSDiskConfiguration", "DataDiskConfigurations", "Probe", "Warnings")
+_OWN_FIELDS = ("PartitionKey", "RowKey", "Rev")
 _MAX_TRIES = 20
+STALE_AFTER = timedelta(minutes=2)
 
-
-# A row key holds at most 1 KiB (512 UTF-16 characters), and a family row's key is
-# `family|<family key>|<18 digits>|<image name, up to 256>`: 283 + the family key.
+# A key holds at most 1 KiB (512 UTF-16 characters); a copy's row key is
+# `<18 digits>|<image name, up to 256>`, and a family partition `family|<family key>`.
 _MAX_FAMILY_KEY = 228
+_COPY_ROW = re.compile(r"\d{18}\|[a-z0-9][a-z0-9._-]{0,255}")
 
 
 def family_key(family: str) -> str:
-    # Row keys forbid / \ # ? and control characters; quoting keeps them reversible.
-    # A name whose quoted form is too long for a row key (non-ASCII text takes 9 to 12
+    # Keys forbid / \ # ? and control characters; quoting keeps them reversible.
+    # A name whose quoted form is too long for a key (non-ASCII text takes 9 to 12
     # characters a letter) keeps a prefix plus a digest of the whole, one longer than
     # any quoted key so that the two forms never meet: still one key per family.
     quoted = quote(family.strip().lower(), safe=" ")
@@ -62,26 +87,34 @@ def _newest_first(published: datetime) -> str:
     return f"{10**17 - micros:018d}"
 
 
-def image_row(name: str) -> str:
+def _rev() -> str:
+    """A revision: later writes get larger ones (fixed width, so strings compare)."""
+    return f"{time.time_ns():020d}{uuid.uuid4().hex[:6]}"
+
+
+def image_partition(name: str) -> str:
     return IMAGE + image_key(name)
 
 
-def family_row(image: Image) -> str | None:
-    if not image.ImageFamily:
-        return None
-    return (
-        f"{FAMILY}{family_key(image.ImageFamily)}|{_newest_first(image.PublishedDate)}|{image.key}"
-    )
+def family_partition(family: str) -> str:
+    return FAMILY + family_key(family)
 
 
-def family_range(family: str) -> tuple[str, str]:
-    prefix = f"{FAMILY}{family_key(family)}|"
-    return prefix, prefix[:-1] + "}"  # '}' sorts right after '|'
+def copy_row(image: Image) -> str:
+    """The row key of the image's copy in its family: newest first, then by name."""
+    return f"{_newest_first(image.PublishedDate)}|{image.key}"
 
 
-def to_entity(image: Image, row_key: str) -> dict[str, Any]:
+def is_page_key(family: str | None, key: str) -> bool:
+    """Could `key` be where a page of this query stopped? (Continuation tokens are checked.)"""
+    if family is None:
+        return key.startswith(IMAGE) and len(key) <= 300
+    return _COPY_ROW.fullmatch(key) is not None
+
+
+def _entity(image: Image, partition: str, row: str, rev: str) -> dict[str, Any]:
     doc = image.model_dump(mode="json", exclude_none=True)
-    entity: dict[str, Any] = {"PartitionKey": PARTITION, "RowKey": row_key}
+    entity: dict[str, Any] = {"PartitionKey": partition, "RowKey": row, "Rev": rev}
     for k, v in doc.items():
         entity[k] = json.dumps(v) if k in _JSON_FIELDS else v
     entity["PublishedDate"] = image.PublishedDate
@@ -89,12 +122,25 @@ def to_entity(image: Image, row_key: str) -> dict[str, Any]:
     return entity
 
 
+def image_entity(image: Image, rev: str) -> dict[str, Any]:
+    return _entity(image, image_partition(image.ImageName), IMAGE_ROW, rev)
+
+
+def copy_entity(image: Image, rev: str) -> dict[str, Any]:
+    assert image.ImageFamily, "only an image with a family has a copy"
+    return _entity(image, family_partition(image.ImageFamily), copy_row(image), rev)
+
+
 def from_entity(entity: dict[str, Any]) -> Image:
-    doc = {k: v for k, v in entity.items() if k not in ("PartitionKey", "RowKey")}
+    doc = {k: v for k, v in entity.items() if k not in _OWN_FIELDS}
     for k in _JSON_FIELDS:
         if isinstance(doc.get(k), str):
             doc[k] = json.loads(doc[k])
     return Image.model_validate(doc)
+
+
+def _etag(entity: Any) -> dict[str, Any]:
+    return {"etag": entity.metadata["etag"], "match_condition": MatchConditions.IfNotModified}
 
 
 @dataclass
@@ -103,7 +149,6 @@ class FamilySummary:
     count: int = 0
     newest: dict[str, Any] | None = None  # {"ImageName", "PublishedDate", "OS", "ImageType"}
     newest_by_os: dict[str, dict[str, Any]] = field(default_factory=dict)
-    etag: str | None = None
 
     @classmethod
     def from_entity(cls, e: dict[str, Any]) -> FamilySummary:
@@ -112,17 +157,17 @@ class FamilySummary:
             count=int(e.get("Count", 0)),
             newest=json.loads(e["Newest"]) if e.get("Newest") else None,
             newest_by_os=json.loads(e.get("NewestByOS") or "{}"),
-            etag=e.metadata.get("etag") if hasattr(e, "metadata") else None,
         )
 
-    def to_entity(self) -> dict[str, Any]:
+    def to_entity(self, pending: dict[str, Any] | None = None) -> dict[str, Any]:
         return {
-            "PartitionKey": PARTITION,
-            "RowKey": FAMILIES + family_key(self.family),
+            "PartitionKey": FAMILIES,
+            "RowKey": family_key(self.family),
             "Family": self.family,
             "Count": self.count,
             "Newest": json.dumps(self.newest) if self.newest else "",
             "NewestByOS": json.dumps(self.newest_by_os),
+            "Pending": json.dumps(pending or {}),
         }
 
     def to_json(self) -> dict[str, Any]:
@@ -164,25 +209,57 @@ def _with(summary: FamilySummary, image: Image) -> FamilySummary:
     return summary
 
 
+def summarize(family: str, images: Iterable[Image]) -> FamilySummary:
+    summary = FamilySummary(family)
+    for image in images:
+        _with(summary, image)
+    return summary
+
+
+def _back_off(attempt: int) -> None:
+    """After losing an ETag race: wait a little, longer each time, jittered."""
+    time.sleep(random.uniform(0, min(0.5, 0.005 * 2**attempt)))
+
+
+def _pending(row: Any) -> dict[str, dict[str, str]]:
+    return json.loads(row.get("Pending") or "{}") if row is not None else {}
+
+
 @dataclass
 class Page:
-    items: list[Image]
-    last_row: str | None  # the row key to continue after, None when this was the last page
+    items: list[Any]
+    last_row: str | None  # the key to continue after, None when this was the last page
 
 
 class ImageCatalog:
-    """Repository of images over one table. `before_commit` is a test hook for crash tests."""
+    """Repository of images over one table.
 
-    def __init__(self, table: TableClient, before_commit: Callable[[str], None] | None = None):
+    `before_commit(step)` is a test hook called before every write, with the step's
+    name ("mark", "commit", "index" or "summary"), so crash tests can stop a writer
+    between any two writes. `stale_after` is how old another writer's pending token
+    must be before a writer in the same family finishes it.
+    """
+
+    def __init__(
+        self,
+        table: TableClient,
+        before_commit: Callable[[str], None] | None = None,
+        stale_after: timedelta = STALE_AFTER,
+    ):
         self.table = table
         self.before_commit = before_commit
+        self.stale_after = stale_after
 
     # -- reads ------------------------------------------------------------------
-    def find(self, name: str) -> Image | None:
+    def _read(self, partition: str, row: str) -> Any | None:
         try:
-            return from_entity(self.table.get_entity(PARTITION, image_row(name)))
+            return self.table.get_entity(partition, row)
         except ResourceNotFoundError:
             return None
+
+    def find(self, name: str) -> Image | None:
+        entity = self._read(image_partition(name), IMAGE_ROW)
+        return None if entity is None else from_entity(entity)
 
     def get(self, name: str) -> Image:
         image = self.find(name)
@@ -192,21 +269,46 @@ class ImageCatalog:
 
     def uses_media(self, media_link: str) -> bool:
         """Does any image (still) have this disk as its MediaLink?"""
-        rows = self._range(
-            IMAGE, IMAGE[:-1] + "}", None, {"MediaLink": media_link}, ["RowKey"], per_page=1
-        )
+        rows = self._images(None, {"MediaLink": media_link}, ["RowKey"], per_page=1)
         return next(rows, None) is not None
 
     def summary(self, family: str) -> FamilySummary | None:
-        try:
-            e = self.table.get_entity(PARTITION, FAMILIES + family_key(family))
-        except ResourceNotFoundError:
+        row = self._read(FAMILIES, family_key(family))
+        if row is None:
             return None
-        return FamilySummary.from_entity(e)
+        summary = self._settled(row)
+        return summary if summary.count else None
 
     def families(self) -> list[FamilySummary]:
-        rows = self._range(FAMILIES, FAMILIES[:-1] + "}", None, {}, None)
-        return [FamilySummary.from_entity(e) for e in rows]
+        rows = self.table.query_entities(
+            "PartitionKey eq @pk", parameters={"pk": FAMILIES}, results_per_page=1000
+        )
+        summaries = [self._settled(row) for row in rows]
+        return [s for s in summaries if s.count]
+
+    def _settled(self, row: Any) -> FamilySummary:
+        """A summary row as readers may trust it: recomputed while a change is pending."""
+        if not _pending(row):
+            return FamilySummary.from_entity(row)
+        copies = self._resolved_copies(row["RowKey"], _pending(row))
+        return summarize(row["Family"], (from_entity(e) for e in copies))
+
+    def _resolved_copies(self, fkey: str, pending: dict[str, dict[str, str]]) -> list[Any]:
+        """The family's rows as they are once every pending change is decided by its image."""
+        names = {token["Name"].lower() for token in pending.values()}
+        rows = [
+            e
+            for e in self._copies(fkey, None, {}, None, per_page=1000)
+            if image_key(e["ImageName"]) not in names
+        ]
+        for name in names:
+            entity = self._read(image_partition(name), IMAGE_ROW)
+            if entity is None or family_key(entity.get("ImageFamily") or "") != fkey:
+                continue
+            entity = dict(entity)
+            entity["RowKey"] = copy_row(from_entity(entity))
+            rows.append(entity)
+        return sorted(rows, key=lambda e: e["RowKey"])
 
     def page(
         self,
@@ -216,13 +318,34 @@ class ImageCatalog:
         after: str | None,
         select: list[str] | None = None,
     ) -> Page:
-        """One page of images (all, or one family newest first), filtered by equality."""
-        lo, hi = family_range(family) if family is not None else (IMAGE, IMAGE[:-1] + "}")
-        rows = list(islice(self._range(lo, hi, after, filters, select, per_page=top + 1), top + 1))
+        """One page of images (all by name, or one family newest first), filtered by equality."""
+        if family is None:
+            rows = list(islice(self._images(after, filters, select, per_page=top + 1), top + 1))
+            key = "PartitionKey"
+        else:
+            rows = self._family_page(family_key(family), filters, top, after, select)
+            key = "RowKey"
         more = len(rows) > top
         rows = rows[:top]
-        images = [self._partial(e, select) for e in rows]
-        return Page(images, rows[-1]["RowKey"] if more and rows else None)
+        items = [self._partial(e, select) for e in rows]
+        return Page(items, rows[-1][key] if more and rows else None)
+
+    def _family_page(
+        self, fkey: str, filters: dict[str, Any], top: int, after: str | None, select: Any
+    ) -> list[Any]:
+        row = self._read(FAMILIES, fkey)
+        if row is None:
+            return []
+        pending = _pending(row)
+        if not pending:
+            return list(islice(self._copies(fkey, after, filters, select, top + 1), top + 1))
+        rows = [
+            e
+            for e in self._resolved_copies(fkey, pending)
+            if (after is None or e["RowKey"] > after)
+            and all(e.get(k) == v for k, v in filters.items())
+        ]
+        return rows[: top + 1]
 
     def _partial(self, e: dict[str, Any], select: list[str] | None) -> Any:
         if select is None:
@@ -233,27 +356,18 @@ class ImageCatalog:
                 doc[k] = json.loads(doc[k])
         return doc
 
-    def _range(
+    def _query(
         self,
-        lo: str,
-        hi: str,
-        after: str | None,
+        clauses: list[str],
+        params: dict[str, Any],
         filters: dict[str, Any],
         select: list[str] | None,
-        per_page: int = 1000,
+        per_page: int,
     ) -> Iterator[Any]:
-        """Rows in [lo, hi) (after `after`), fetched `per_page` at a time: ask for what you use."""
-        params: dict[str, Any] = {"pk": PARTITION, "lo": lo, "hi": hi}
-        clauses = ["PartitionKey eq @pk", "RowKey lt @hi"]
-        if after is not None:
-            clauses.append("RowKey gt @after")
-            params["after"] = after
-        else:
-            clauses.append("RowKey ge @lo")
         for i, (prop, value) in enumerate(sorted(filters.items())):
             clauses.append(f"{prop} eq @f{i}")
             params[f"f{i}"] = value
-        columns = None if select is None else sorted({*select, "RowKey"})
+        columns = None if select is None else sorted({*select, "PartitionKey", "RowKey"})
         return iter(
             self.table.query_entities(
                 " and ".join(clauses),
@@ -263,154 +377,208 @@ class ImageCatalog:
             )
         )
 
+    def _images(
+        self, after: str | None, filters: dict[str, Any], select: Any, per_page: int = 1000
+    ) -> Iterator[Any]:
+        """Image rows in name order (after the partition `after`): ask for what you use."""
+        lo, hi = IMAGE_RANGE
+        params: dict[str, Any] = {"lo": after or lo, "hi": hi}
+        clauses = ["PartitionKey gt @lo" if after else "PartitionKey ge @lo", "PartitionKey lt @hi"]
+        return self._query(clauses, params, filters, select, per_page)
+
+    def _copies(
+        self,
+        fkey: str,
+        after: str | None,
+        filters: dict[str, Any],
+        select: Any,
+        per_page: int = 1000,
+    ) -> Iterator[Any]:
+        """One family's copies newest first (after the row `after`)."""
+        params: dict[str, Any] = {"pk": FAMILY + fkey}
+        clauses = ["PartitionKey eq @pk"]
+        if after is not None:
+            clauses.append("RowKey gt @after")
+            params["after"] = after
+        return self._query(clauses, params, filters, select, per_page)
+
     # -- writes -----------------------------------------------------------------
-    def _commit(self, step: str, operations: list[Any]) -> None:
+    def _step(self, step: str) -> None:
         if self.before_commit is not None:
             self.before_commit(step)
-        self.table.submit_transaction(operations)
-
-    def _summary_op(self, summary: FamilySummary) -> Any:
-        entity = summary.to_entity()
-        if summary.count == 0:
-            return (
-                "delete",
-                entity,
-                {"etag": summary.etag, "match_condition": MatchConditions.IfNotModified},
-            )
-        if summary.etag is None:
-            return ("create", entity)
-        return (
-            "update",
-            entity,
-            {
-                "mode": UpdateMode.REPLACE,
-                "etag": summary.etag,
-                "match_condition": MatchConditions.IfNotModified,
-            },
-        )
 
     def add(self, image: Image) -> Image:
         """Register a new image; ImageNameTaken if any image (any letter case) has the name."""
-        for _ in range(_MAX_TRIES):
-            ops: list[Any] = [("create", to_entity(image, image_row(image.ImageName)))]
-            if image.ImageFamily:
-                ops.append(("create", to_entity(image, family_row(image))))  # type: ignore[arg-type]
-                summary = self.summary(image.ImageFamily) or FamilySummary(image.ImageFamily)
-                ops.append(self._summary_op(_with(summary, image)))
-            try:
-                self._commit("add", ops)
-                return image
-            except TableTransactionError as e:
-                if self.find(image.ImageName) is not None:
-                    raise ImageNameTaken(
-                        f"an image named '{image.ImageName}' already exists; choose another name"
-                    ) from e
-                if e.error_code not in ("UpdateConditionNotSatisfied", "EntityAlreadyExists"):
-                    raise
-        raise RuntimeError(f"could not register {image.ImageName}: too much contention")
-
-    def _without(self, summary: FamilySummary, image: Image) -> FamilySummary:
-        """The family's summary once `image` has left it (reads at most two rows)."""
-        summary.count -= 1
-        if summary.count <= 0:
-            summary.count = 0
-            return summary
-        lo, hi = family_range(summary.family)
-        own = family_row(image)
-        if summary.newest and summary.newest["ImageName"].lower() == image.key:
-            rows = islice(self._range(lo, hi, None, {}, None, per_page=2), 2)
-            rest = [e for e in rows if e["RowKey"] != own]
-            summary.newest = _ref(from_entity(rest[0])) if rest else None
-        by_os = summary.newest_by_os.get(image.OS)
-        if by_os and by_os["ImageName"].lower() == image.key:
-            rest = [
-                e
-                for e in islice(
-                    self._range(lo, hi, None, {"OS": str(image.OS)}, None, per_page=2), 2
-                )
-                if e["RowKey"] != own
-            ]
-            if rest:
-                summary.newest_by_os[image.OS] = _ref(from_entity(rest[0]))
-            else:
-                summary.newest_by_os.pop(image.OS, None)
-        return summary
+        rev = _rev()
+        marks = self._mark([image.ImageFamily], image, rev)
+        self._step("commit")
+        try:
+            self.table.create_entity(image_entity(image, rev))
+        except ResourceExistsError as e:
+            self._settle(marks)
+            raise ImageNameTaken(
+                f"an image named '{image.ImageName}' already exists; choose another name"
+            ) from e
+        self._settle(marks)
+        return image
 
     def remove(self, name: str) -> Image:
         for _ in range(_MAX_TRIES):
-            entity = self._entity(name)
+            entity = self._image_entity(name)
             image = from_entity(entity)
-            ops: list[Any] = [
-                (
-                    "delete",
-                    entity,
-                    {
-                        "etag": entity.metadata["etag"],
-                        "match_condition": MatchConditions.IfNotModified,
-                    },
-                )
-            ]
-            if image.ImageFamily:
-                ops.append(("delete", {"PartitionKey": PARTITION, "RowKey": family_row(image)}))
-                summary = self.summary(image.ImageFamily)
-                if summary is not None:
-                    ops.append(self._summary_op(self._without(summary, image)))
+            marks = self._mark([image.ImageFamily], image, _rev())
+            self._step("commit")
             try:
-                self._commit("remove", ops)
-                return image
-            except TableTransactionError as e:
-                if e.error_code not in (
-                    "UpdateConditionNotSatisfied",
-                    "ResourceNotFound",
-                    "EntityNotFound",
-                ):
-                    raise
+                self.table.delete_entity(entity["PartitionKey"], IMAGE_ROW, **_etag(entity))
+            except (ResourceModifiedError, ResourceNotFoundError):
+                self._settle(marks)
+                continue
+            self._settle(marks)
+            return image
         raise RuntimeError(f"could not remove {name}: too much contention")
 
-    def _entity(self, name: str) -> Any:
-        try:
-            return self.table.get_entity(PARTITION, image_row(name))
-        except ResourceNotFoundError as e:
-            raise ImageNotFound(f"no image is named '{name[:256]}'") from e
-
     def update(self, name: str, changes: dict[str, Any]) -> Image:
-        """Change updatable fields; a family change moves the image between summaries."""
+        """Change updatable fields; a family change moves the image between families."""
         for _ in range(_MAX_TRIES):
-            entity = self._entity(name)
+            entity = self._image_entity(name)
             old = from_entity(entity)
             new = Image.model_validate({**old.model_dump(), **changes})
-            ops: list[Any] = [
-                (
-                    "update",
-                    to_entity(new, image_row(name)),
-                    {
-                        "mode": UpdateMode.REPLACE,
-                        "etag": entity.metadata["etag"],
-                        "match_condition": MatchConditions.IfNotModified,
-                    },
-                )
-            ]
-            old_row, new_row = family_row(old), family_row(new)
-            if old_row and old_row == new_row:
-                ops.append(("upsert", to_entity(new, new_row), {"mode": UpdateMode.REPLACE}))
-            else:
-                if old_row:
-                    ops.append(("delete", {"PartitionKey": PARTITION, "RowKey": old_row}))
-                if new_row:
-                    ops.append(("create", to_entity(new, new_row)))
-            if (old.ImageFamily or "").lower() != (new.ImageFamily or "").lower():
-                if old.ImageFamily and (s := self.summary(old.ImageFamily)) is not None:
-                    ops.append(self._summary_op(self._without(s, old)))
-                if new.ImageFamily:
-                    s = self.summary(new.ImageFamily) or FamilySummary(new.ImageFamily)
-                    ops.append(self._summary_op(_with(s, new)))
+            rev = _rev()
+            marks = self._mark([old.ImageFamily, new.ImageFamily], new, rev)
+            self._step("commit")
             try:
-                self._commit("update", ops)
-                return new
-            except TableTransactionError as e:
-                if e.error_code not in ("UpdateConditionNotSatisfied", "EntityAlreadyExists"):
-                    raise
+                self.table.update_entity(
+                    image_entity(new, rev), mode=UpdateMode.REPLACE, **_etag(entity)
+                )
+            except (ResourceModifiedError, ResourceNotFoundError):
+                self._settle(marks)
+                continue
+            self._settle(marks)
+            return new
         raise RuntimeError(f"could not update {name}: too much contention")
+
+    def _image_entity(self, name: str) -> Any:
+        entity = self._read(image_partition(name), IMAGE_ROW)
+        if entity is None:
+            raise ImageNotFound(f"no image is named '{name[:256]}'")
+        return entity
+
+    def _mark(
+        self, families: list[str | None], image: Image, rev: str
+    ) -> list[tuple[str, str, dict[str, str]]]:
+        """Step 1: a pending token in each family the change touches (row key is date-bound)."""
+        token = {
+            "Name": image.ImageName,
+            "Row": copy_row(image),
+            "Rev": rev,
+            "At": datetime.now(UTC).isoformat(),
+        }
+        marks: dict[str, tuple[str, str, dict[str, str]]] = {}
+        for family in families:
+            if family and (fkey := family_key(family)) not in marks:
+                marks[fkey] = (fkey, self._add_token(family, token), token)
+        return list(marks.values())
+
+    def _add_token(self, family: str, token: dict[str, str]) -> str:
+        token_id = uuid.uuid4().hex[:16]
+        fkey = family_key(family)
+        for attempt in range(_MAX_TRIES):
+            row = self._read(FAMILIES, fkey)
+            self._step("mark")
+            try:
+                if row is None:
+                    entity = FamilySummary(family.strip()).to_entity({token_id: token})
+                    self.table.create_entity(entity)
+                else:
+                    entity = dict(row)
+                    entity["Pending"] = json.dumps({**_pending(row), token_id: token})
+                    self.table.update_entity(entity, mode=UpdateMode.REPLACE, **_etag(row))
+                return token_id
+            except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError):
+                _back_off(attempt)
+        raise RuntimeError(f"could not mark the family {family}: too much contention")
+
+    def _settle(self, marks: list[tuple[str, str, dict[str, str]]]) -> None:
+        """Steps 3 and 4 for each family marked (safe to repeat, and for anyone to run)."""
+        for fkey, token_id, token in marks:
+            self._sync_copy(fkey, token)  # even if another writer finished the token early
+            self._refresh(fkey, {token_id})
+
+    def _refresh(self, fkey: str, mine: set[str]) -> None:
+        """Step 4, for this writer's tokens and any other it can finish.
+
+        Another writer's token can be finished when its image row carries its
+        revision (that write has committed) or when it is stale (that writer died).
+        So under contention one summary write settles many changes, and a writer
+        whose token someone else finished has nothing left to do.
+        """
+        for attempt in range(_MAX_TRIES):
+            row = self._read(FAMILIES, fkey)
+            pending = _pending(row)
+            if row is None or not mine & pending.keys():
+                return
+            now = datetime.now(UTC)
+            done = set(mine & pending.keys())
+            for t, token in sorted(pending.items()):
+                if t in done:
+                    continue
+                stale = now - datetime.fromisoformat(token["At"]) >= self.stale_after
+                if stale or self._committed(token):
+                    done.add(t)
+                if t in done:
+                    self._sync_copy(fkey, token)
+            copies = self._copies(fkey, None, {}, None)
+            summary = summarize(row["Family"], (from_entity(e) for e in copies))
+            rest = {t: token for t, token in pending.items() if t not in done}
+            self._step("summary")
+            try:
+                if summary.count == 0 and not rest:
+                    self.table.delete_entity(FAMILIES, fkey, **_etag(row))
+                else:
+                    self.table.update_entity(
+                        summary.to_entity(rest), mode=UpdateMode.REPLACE, **_etag(row)
+                    )
+                return
+            except (ResourceModifiedError, ResourceNotFoundError):
+                _back_off(attempt)
+        raise RuntimeError(f"could not settle the family {fkey}: too much contention")
+
+    def _committed(self, token: dict[str, str]) -> bool:
+        """Has the write that made this token reached its image row (and nothing since)?"""
+        truth = self._read(image_partition(token["Name"]), IMAGE_ROW)
+        return truth is not None and truth.get("Rev") == token["Rev"]
+
+    def _sync_copy(self, fkey: str, token: dict[str, str]) -> None:
+        """Step 3: make the family's copy for the token's name match the image row now."""
+        partition, row_key = FAMILY + fkey, token["Row"]
+        for _ in range(_MAX_TRIES):
+            truth = self._read(image_partition(token["Name"]), IMAGE_ROW)
+            image = None if truth is None else from_entity(truth)
+            wanted = (
+                image
+                if image is not None
+                and family_key(image.ImageFamily or "") == fkey
+                and copy_row(image) == row_key
+                else None
+            )
+            rev = truth["Rev"] if truth is not None else token["Rev"]
+            have = self._read(partition, row_key)
+            if have is not None and have.get("Rev", "") >= rev:
+                return  # the copy is as new as the image (or newer: a later write's)
+            self._step("index")
+            try:
+                if wanted is not None:
+                    entity = _entity(wanted, partition, row_key, rev)
+                    if have is None:
+                        self.table.create_entity(entity)
+                    else:
+                        self.table.update_entity(entity, mode=UpdateMode.REPLACE, **_etag(have))
+                elif have is not None:
+                    self.table.delete_entity(partition, row_key, **_etag(have))
+                return
+            except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError):
+                continue
+        raise RuntimeError(f"could not index {token['Name']} in {fkey}: too much contention")
 
 
 def now() -> datetime:

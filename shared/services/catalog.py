@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from shared.adapters.catalog_table import IMAGE, ImageCatalog, family_range
+from shared.adapters.catalog_table import ImageCatalog, is_page_key
 from shared.domain.errors import InvalidParameter, NotFound
 from shared.domain.images import (
     SELECTABLE_FIELDS,
@@ -82,9 +82,12 @@ def read_token(query: ListQuery, token: str) -> str:
         doc = json.loads(payload)
     except (ValueError, TypeError) as e:
         raise bad from e
-    lo = family_range(query.family)[0] if query.family else IMAGE
     row = doc.get("r")
-    if doc.get("q") != query.fingerprint() or not isinstance(row, str) or not row.startswith(lo):
+    if (
+        doc.get("q") != query.fingerprint()
+        or not isinstance(row, str)
+        or not is_page_key(query.family, row)
+    ):
         raise bad
     return row
 

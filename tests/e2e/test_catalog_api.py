@@ -19,7 +19,7 @@ from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
 from devtools.apphost import AppHost
 from devtools.upload import upload_page_blob
-from shared.adapters.catalog_table import IMAGE, PARTITION, ImageCatalog, from_entity
+from shared.adapters.catalog_table import IMAGE_RANGE, IMAGE_ROW, ImageCatalog, from_entity
 from shared.adapters.storage import StorageAccount
 from shared.domain.images import Image
 from shared.services.gallery import load_gallery
@@ -74,8 +74,8 @@ def table_images(storage: StorageAccount) -> list[Image]:
     """Every image in the app's table, read directly (the source of truth)."""
     table = storage.tables.get_table_client(storage.settings.images_table)
     rows = table.query_entities(
-        "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi",
-        parameters={"pk": PARTITION, "lo": IMAGE, "hi": IMAGE[:-1] + "}"},
+        "PartitionKey ge @lo and PartitionKey lt @hi and RowKey eq @row",
+        parameters={"lo": IMAGE_RANGE[0], "hi": IMAGE_RANGE[1], "row": IMAGE_ROW},
     )
     return [from_entity(e) for e in rows]
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import uuid
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
@@ -119,3 +121,151 @@ def test_a_crash_before_the_commit_leaves_nothing_visible(catalog: ImageCatalog)
     assert s.count == 1 and s.newest["ImageName"] == "keep"
     assert catalog.summary("Elsewhere") is None
     assert [i.ImageName for i in catalog.page("Ubuntu 22.04", {}, 10, None).items] == ["keep"]
+
+
+# -- crashes between the writes of a change ----------------------------------------------
+# A change is four kinds of write (mark, commit, index, summary; a family move makes most
+# of them twice). Kill the writer before each one in turn and a reader must see exactly
+# the state before the change (killed before the commit) or after it (killed later), on
+# every read path; the next writer in the family must then leave no pending change behind.
+
+
+class Killed(BaseException):
+    """The writer process died (not an Exception: nothing in the catalog may catch it)."""
+
+
+def seed(catalog: ImageCatalog) -> None:
+    catalog.add(image("u1", days=1))
+    catalog.add(image("u2", days=2))
+    catalog.add(image("u3", days=3, os="Windows"))
+    catalog.add(image("d1", family="Debian 12", days=1))
+    catalog.add(image("loose", family=None, days=5))
+
+
+CHANGES = {
+    "add newest": lambda c: c.add(image("new", days=9)),
+    "add to a new family": lambda c: c.add(image("new", family="Fresh", days=9)),
+    "remove newest": lambda c: c.remove("u3"),
+    "remove last of family": lambda c: c.remove("d1"),
+    "update label": lambda c: c.update("u2", {"Label": "relabelled"}),
+    "move newest": lambda c: c.update("u3", {"ImageFamily": "Debian 12"}),
+    "move to a new family": lambda c: c.update("u3", {"ImageFamily": "Fresh"}),
+    "move out of any family": lambda c: c.update("u1", {"ImageFamily": None}),
+}
+ONE_FAMILY = [("mark", 1), ("commit", 1), ("index", 1), ("summary", 1)]
+TWO_FAMILIES = [*ONE_FAMILY, ("mark", 2), ("index", 2), ("summary", 2)]
+KILLS = [
+    (change, step, nth)
+    for change in CHANGES
+    for step, nth in (
+        TWO_FAMILIES if change.startswith("move ") and "any" not in change else ONE_FAMILY
+    )
+]
+
+
+def view(catalog: ImageCatalog) -> dict[str, object]:
+    """Everything a reader can ask, on every read path."""
+    everything = catalog.page(None, {}, 1000, None).items
+    names = [i.ImageName for i in everything]
+    families = {}
+    for s in catalog.families():
+        families[s.family] = (
+            s.count,
+            s.newest["ImageName"],
+            {os: ref["ImageName"] for os, ref in s.newest_by_os.items()},
+            [(i.ImageName, i.Label) for i in catalog.page(s.family, {}, 1000, None).items],
+            catalog.summary(s.family).to_json(),
+        )
+    return {
+        "all": [(i.ImageName, i.ImageFamily, i.Label) for i in everything],
+        "by name": {n: catalog.get(n).model_dump(exclude={"CreatedTime"}) for n in names},
+        "families": families,
+        "gone": [n for n in ("new", "u1", "u3", "d1") if n not in names and catalog.find(n)],
+    }
+
+
+def pending_tokens(catalog: ImageCatalog) -> int:
+    rows = catalog.table.query_entities("PartitionKey eq 'families'")
+    return sum(len(json.loads(r.get("Pending") or "{}")) for r in rows)
+
+
+def fresh_catalog(azurite_connection: str, **kw: object) -> ImageCatalog:
+    service = TableServiceClient.from_connection_string(azurite_connection)
+    return ImageCatalog(service.create_table(f"cat{uuid.uuid4().hex[:12]}"), **kw)
+
+
+@pytest.fixture(scope="module")
+def expected(azurite_connection: str) -> dict[str, tuple[dict, dict]]:
+    """Each change's before and after view, made without a crash."""
+    views = {}
+    for name, change in CHANGES.items():
+        catalog = fresh_catalog(azurite_connection)
+        seed(catalog)
+        before = view(catalog)
+        change(catalog)
+        assert pending_tokens(catalog) == 0
+        views[name] = (before, view(catalog))
+    return views
+
+
+@pytest.mark.parametrize("change,step,nth", KILLS, ids=[f"{c}-{s}-{n}" for c, s, n in KILLS])
+def test_a_writer_killed_between_any_two_writes_leaves_before_or_after(
+    azurite_connection: str, expected: dict, change: str, step: str, nth: int
+) -> None:
+    before, after = expected[change]
+    catalog = fresh_catalog(azurite_connection)
+    seed(catalog)
+    seen: Counter[str] = Counter()
+
+    def kill(at: str) -> None:
+        seen[at] += 1
+        if (at, seen[at]) == (step, nth):
+            raise Killed(f"killed before {at} #{nth}")
+
+    dying = ImageCatalog(catalog.table, before_commit=kill)
+    with pytest.raises(Killed):
+        CHANGES[change](dying)
+    committed = seen["commit"] == 1 and step != "commit"
+    assert pending_tokens(catalog) > 0 or not committed
+    assert view(catalog) == (after if committed else before)
+
+    # The next writer in the family (any family) finishes or drops the dead one's change.
+    repairer = ImageCatalog(catalog.table, stale_after=timedelta(0))
+    for family in ("Ubuntu 22.04", "Debian 12", "Fresh"):
+        repairer.add(image(f"probe-{uuid.uuid4().hex[:6]}", family=family, days=-9))
+    for probe in [n for n in view(catalog)["by name"] if n.startswith("probe-")]:
+        repairer.remove(probe)
+    assert pending_tokens(catalog) == 0
+    assert view(catalog) == (after if committed else before)
+
+
+def test_concurrent_moves_adds_and_removes_keep_every_index_exact(
+    catalog: ImageCatalog,
+) -> None:
+    for i in range(12):
+        catalog.add(image(f"m{i}", family=("A", "B")[i % 2], days=i))
+
+    def churn(i: int) -> None:
+        catalog.update(f"m{i}", {"ImageFamily": ("B", "A", None)[i % 3]})
+        catalog.add(image(f"n{i}", family=("A", "B")[i % 2], days=20 + i))
+        if i % 4 == 0:
+            catalog.remove(f"n{i}")
+
+    with ThreadPoolExecutor(6) as pool:
+        list(pool.map(churn, range(12)))
+    assert pending_tokens(catalog) == 0
+    images = catalog.page(None, {}, 1000, None).items
+    for family in ("A", "B"):
+        members = sorted(
+            (i for i in images if i.ImageFamily == family),
+            key=lambda i: (i.PublishedDate, i.ImageName),
+            reverse=True,
+        )
+        s = catalog.summary(family)
+        assert s.count == len(members)
+        assert s.newest["ImageName"] == members[0].ImageName
+        page = catalog.page(family, {}, 1000, None).items
+        assert [i.ImageName for i in page] == [i.ImageName for i in members]
+    assert {s.family: s.count for s in catalog.families()} == {
+        f: sum(1 for i in images if i.ImageFamily == f) for f in ("A", "B")
+    }
