@@ -138,6 +138,17 @@ def classic_get_os_image(req: func.HttpRequest, call: ClassicCall) -> func.HttpR
 
 
 @bp.route(
+    route=f"{SUB}/services/images/{{name}}/details",
+    methods=["GET"],
+    auth_level=func.AuthLevel.FUNCTION,
+)
+@classic_api(since="2013-03-01")
+def classic_get_os_image_details(req: func.HttpRequest, call: ClassicCall) -> func.HttpResponse:
+    image = classic.get_image_of_kind(image_catalog(), req.route_params["name"], ImageKind.OS)
+    return xml_response(classic.os_image_details_xml(image))
+
+
+@bp.route(
     route=f"{SUB}/services/images/{{name}}", methods=["PUT"], auth_level=func.AuthLevel.FUNCTION
 )
 @classic_api(since="2012-08-01", operation=classic.UPDATE_OS_IMAGE)
@@ -164,6 +175,16 @@ def classic_delete_os_image(req: func.HttpRequest, call: ClassicCall) -> func.Ht
 def classic_list_vm_images(req: func.HttpRequest, call: ClassicCall) -> func.HttpResponse:
     wanted = classic.VmImageFilter.from_params(req.params)
     return xml_response(classic.vm_images_xml(classic.list_vm_images(image_catalog(), wanted)))
+
+
+@bp.route(
+    route=f"{SUB}/services/vmimages/{{name}}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION
+)
+@classic_api(since="2014-02-01")
+def classic_get_vm_image(req: func.HttpRequest, call: ClassicCall) -> func.HttpResponse:
+    """One VM image, as List VM Images shows it (the classic client has no call for it)."""
+    image = classic.get_image_of_kind(image_catalog(), req.route_params["name"], ImageKind.VM)
+    return xml_response(classic.vm_image_xml(image))
 
 
 @bp.route(

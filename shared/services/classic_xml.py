@@ -265,6 +265,21 @@ def os_image_xml(image: Image) -> bytes:
     return _document(_os_image(image))
 
 
+def os_image_details_xml(image: Image) -> bytes:
+    """Get OS Image Details: the OS image's fields under `OSImageDetails`, plus where it
+    is replicated. An image here lives in one place, so that is its Location (or none),
+    fully replicated."""
+    el = _os_image(image)
+    el.tag = _q("OSImageDetails")
+    progress = ET.SubElement(el, _q("ReplicationProgress"))
+    for location in filter(None, (image.Location or "").split(";")):
+        _add_all(
+            ET.SubElement(progress, _q("ReplicationProgressElement")),
+            [("Location", location), ("Progress", 100)],
+        )
+    return _document(el)
+
+
 def images_xml(images: Iterable[Image]) -> bytes:
     root = ET.Element(_q("Images"))
     root.extend(_os_image(i) for i in images)
@@ -333,6 +348,10 @@ def _vm_image(image: Image) -> ET.Element:
         ],
     )
     return el
+
+
+def vm_image_xml(image: Image) -> bytes:
+    return _document(_vm_image(image))
 
 
 def vm_images_xml(images: Iterable[Image]) -> bytes:

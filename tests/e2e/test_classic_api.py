@@ -134,6 +134,35 @@ def test_one_os_image_is_read_and_other_names_are_not_found(catalog_app, sms) ->
         sms.get_os_image(GALLERY_VM[0]["ImageName"])
 
 
+def test_os_image_details_add_where_the_image_is_replicated(catalog_app, sms) -> None:
+    doc = GALLERY_OS[0]
+    details = sms.get_os_image_details(doc["ImageName"])
+    assert (details.name, details.label, details.image_family) == (
+        doc["ImageName"],
+        doc["Label"],
+        doc["ImageFamily"],
+    )
+    assert [(r.location, r.progress) for r in details.replication_progress] == [
+        (where, 100) for where in doc["Location"].split(";")
+    ]
+    with pytest.raises(AzureMissingResourceHttpError, match="is a VMImage, not an OSImage"):
+        sms.get_os_image_details(GALLERY_VM[0]["ImageName"])
+
+
+def test_one_vm_image_reads_as_it_is_listed(catalog_app, function_key, sms) -> None:
+    doc = GALLERY_VM[0]
+    headers = {"x-functions-key": function_key, "x-ms-version": "2014-10-01"}
+    base = f"{catalog_app.base_url}/{SUBSCRIPTION}/services/vmimages"
+    one = requests.get(f"{base}/{doc['ImageName']}", headers=headers, timeout=30)
+    assert one.status_code == 200, one.text
+    listed = ET.fromstring(requests.get(base, headers=headers, timeout=30).content)
+    same = [e for e in listed if e.findtext(f"{NS}Name") == doc["ImageName"]]
+    assert len(same) == 1 and ET.tostring(ET.fromstring(one.content)) == ET.tostring(same[0])
+    os_image = requests.get(f"{base}/{GALLERY_OS[0]['ImageName']}", headers=headers, timeout=30)
+    assert os_image.status_code == 404
+    assert ET.fromstring(os_image.content).findtext(f"{NS}Code") == "ResourceNotFound"
+
+
 def test_vm_images_come_with_their_os_and_data_disks(catalog_app, sms) -> None:
     vms = {i.name: i for i in sms.list_vm_images()}
     assert {d["ImageName"] for d in GALLERY_VM} <= set(vms)
