@@ -188,6 +188,16 @@ def classic_get_vm_image(req: func.HttpRequest, call: ClassicCall) -> func.HttpR
 
 
 @bp.route(
+    route=f"{SUB}/services/vmimages/{{name}}", methods=["PUT"], auth_level=func.AuthLevel.FUNCTION
+)
+@classic_api(since="2014-02-01", operation=classic.UPDATE_VM_IMAGE)
+def classic_update_vm_image(req: func.HttpRequest, call: ClassicCall) -> func.HttpResponse:
+    update = classic.parse_update_vm_image(req.get_body())
+    classic.update_vm_image(image_catalog(), req.route_params["name"], update)
+    return xml_response(status=200)
+
+
+@bp.route(
     route=f"{SUB}/services/vmimages/{{name}}",
     methods=["DELETE"],
     auth_level=func.AuthLevel.FUNCTION,

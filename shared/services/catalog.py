@@ -100,6 +100,11 @@ def _text_param(name: str, value: str | None, max_len: int = 256) -> str | None:
     return value
 
 
+def check_family(value: str) -> str:
+    """A family to set must be one the family filter can ask for."""
+    return _text_param("ImageFamily", value)  # type: ignore[return-value]
+
+
 def parse_list_query(params: dict[str, str]) -> ListQuery:
     known = {"family", "os", "category", "type", "select", "top", "continuationtoken", "code"}
     unknown = sorted(k for k in params if k.lower() not in known)
@@ -199,8 +204,7 @@ def update_image(catalog: ImageCatalog, name: str, changes: dict[str, Any]) -> I
         if field == "Label" and not value:
             raise InvalidParameter("Label can't be empty")
         if field == "ImageFamily" and value:
-            # As the family filter reads it, so that every family can be asked for.
-            _text_param("ImageFamily", value)
+            check_family(value)
         cleaned[field] = value
     image = get_image(catalog, name)
     if image.Category == ImageCategory.PUBLIC:

@@ -47,6 +47,7 @@ from shared.domain.errors import (
     describe_validation_error,
 )
 from shared.domain.images import (
+    CachingMode,
     Image,
     ImageCategory,
     ImageKind,
@@ -79,6 +80,7 @@ ADD_OS_IMAGE = "AddOSImage"
 UPDATE_OS_IMAGE = "UpdateOSImage"
 DELETE_OS_IMAGE = "DeleteOSImage"
 DELETE_VM_IMAGE = "DeleteVMImage"
+UPDATE_VM_IMAGE = "UpdateVMImage"
 
 
 # -- Errors ------------------------------------------------------------------------
@@ -405,13 +407,12 @@ def _split(tag: str) -> tuple[str, str]:
     return "", tag
 
 
-def read_element(body: bytes, root: str, allowed: Sequence[str]) -> dict[str, str | None]:
-    """The simple child elements of a `<root>` body: {name: text}, None for `i:nil="true"`.
+def read_root(body: bytes, root: str) -> ET.Element:
+    """The `<root>` element of a request body, refusing what no body of ours may hold.
 
     Refuses (InvalidXmlBody, 400) bodies over 64 KiB, DTDs and entity
     declarations (searched in the decoded text, so no encoding hides one),
-    malformed XML, another root or namespace, and unknown, repeated or
-    nested children. Text is stripped of surrounding whitespace.
+    malformed XML, and another root or namespace.
     """
     if len(body) > MAX_BODY_BYTES:
         raise InvalidXmlBody(f"the body is larger than {MAX_BODY_BYTES // 1024} KiB")
@@ -430,20 +431,37 @@ def read_element(body: bytes, root: str, allowed: Sequence[str]) -> dict[str, st
         raise InvalidXmlBody(
             f"expected an <{root}> element in namespace {NS}, not <{local}>{where}"
         )
-    fields: dict[str, str | None] = {}
-    for child in doc:
+    return doc
+
+
+def children(
+    parent: ET.Element, where: str, allowed: Sequence[str], nested: Sequence[str] = ()
+) -> dict[str, Any]:
+    """The child elements of `parent`: {name: text} (None for `i:nil="true"`), or the
+    element itself for the `nested` names. Unknown, repeated, or (other than `nested`)
+    nested children are refused. Text is stripped of surrounding whitespace."""
+    fields: dict[str, Any] = {}
+    for child in parent:
         ns, name = _split(child.tag)
         if ns not in ACCEPTED_NAMESPACES or name not in allowed:
             raise InvalidXmlBody(
-                f"<{name[:64]}> is not an element of <{root}>; it may have {', '.join(allowed)}"
+                f"<{name[:64]}> is not an element of <{where}>; it may have {', '.join(allowed)}"
             )
         if name in fields:
             raise InvalidXmlBody(f"<{name}> is given more than once")
+        if name in nested:
+            fields[name] = child
+            continue
         if len(child):
             raise InvalidXmlBody(f"<{name}> must hold a value, not other elements")
         nil = (child.get(f"{{{XSI}}}nil") or "").strip().lower() in ("true", "1")
         fields[name] = None if nil else (child.text or "").strip()
     return fields
+
+
+def read_element(body: bytes, root: str, allowed: Sequence[str]) -> dict[str, str | None]:
+    """The simple child elements of a `<root>` body (see `read_root` and `children`)."""
+    return children(read_root(body, root), root, allowed)
 
 
 def _string(name: str, value: str, max_len: int = 4096) -> str:
@@ -553,8 +571,10 @@ def parse_update_os_image(body: bytes) -> dict[str, str | None]:
     return read_element(body, "OSImage", UPDATE_ELEMENTS)
 
 
-def update_changes(image: Image, fields: Mapping[str, str | None]) -> dict[str, Any]:
-    """The catalog changes an Update OS Image body asks for (only those that differ).
+def update_changes(
+    image: Image, fields: Mapping[str, str | None], operation: str = "Update OS Image"
+) -> dict[str, Any]:
+    """The catalog changes an Update OS (or VM) Image body asks for (only those that differ).
 
     Updatable: Label, Eula, Description, ImageFamily, RecommendedVMSize (an
     empty or nil element clears all but Label) and ShowInGui. PublishedDate,
@@ -578,7 +598,7 @@ def update_changes(image: Image, fields: Mapping[str, str | None]) -> dict[str, 
         value = fields.get(name)
         if value and not same(value):
             raise InvalidParameter(
-                f"{name} can't be changed by Update OS Image here; "
+                f"{name} can't be changed by {operation} here; "
                 "send the current value or leave it out"
             )
 
@@ -589,6 +609,104 @@ def update_changes(image: Image, fields: Mapping[str, str | None]) -> dict[str, 
     kept("MediaLink", lambda v: v == media_link(image))
     kept("OS", lambda v: parse_choice(v, OSType, "OS") == image.OS)
     return {k: v for k, v in changes.items() if getattr(image, k) != v}
+
+
+# Update VM Image: what Azure documents (the disks' host caching by disk name or LUN).
+UPDATE_VM_ELEMENTS = (
+    "Label",
+    "Description",
+    "OSDiskConfiguration",
+    "DataDiskConfigurations",
+    "Language",
+    "ImageFamily",
+    "RecommendedVMSize",
+    "Eula",
+    "IconUri",
+    "SmallIconUri",
+    "PrivacyUri",
+    "PublishedDate",
+    "ShowInGui",
+)
+_DISK_LIST = ("OSDiskConfiguration", "DataDiskConfigurations")
+
+
+@dataclass(frozen=True)
+class VmImageUpdate:
+    fields: dict[str, str | None]
+    os_caching: str | None = None
+    data_disks: tuple[dict[str, str | None], ...] = ()  # Name, HostCaching, Lun as sent
+
+
+def parse_update_vm_image(body: bytes) -> VmImageUpdate:
+    f = children(read_root(body, "VMImage"), "VMImage", UPDATE_VM_ELEMENTS, _DISK_LIST)
+    os_caching = None
+    if (os_disk := f.pop("OSDiskConfiguration", None)) is not None:
+        os_caching = children(os_disk, "OSDiskConfiguration", ("HostCaching",)).get("HostCaching")
+    disks = []
+    if (listed := f.pop("DataDiskConfigurations", None)) is not None:
+        for child in listed:
+            if _split(child.tag)[1] != "DataDiskConfiguration":
+                raise InvalidXmlBody(
+                    "<DataDiskConfigurations> may only hold <DataDiskConfiguration> elements"
+                )
+            disks.append(children(child, "DataDiskConfiguration", ("Name", "HostCaching", "Lun")))
+    return VmImageUpdate(f, os_caching, tuple(disks))
+
+
+def vm_update_changes(image: Image, update: VmImageUpdate) -> dict[str, Any]:
+    """The catalog changes an Update VM Image body asks for (only those that differ).
+
+    As Update OS Image for the image's own fields, plus each disk's host caching:
+    a data disk is named by its Name, or by its Lun when it has no name; its Lun
+    can't be changed, and a disk the image doesn't have is refused.
+    """
+    changes = update_changes(image, update.fields, "Update VM Image")
+    if update.os_caching:
+        caching = parse_choice(update.os_caching, CachingMode, "OSDiskConfiguration/HostCaching")
+        os_disk = _os_disk(image)
+        if os_disk.HostCaching != caching:
+            changes["OSDiskConfiguration"] = {**os_disk.model_dump(), "HostCaching": caching}
+    disks = [d.model_dump() for d in image.DataDiskConfigurations]
+    changed = False
+    for sent in update.data_disks:
+        name, lun = sent.get("Name"), sent.get("Lun")
+        if lun and not re.fullmatch(r"\d{1,2}", lun):
+            raise InvalidParameter(f"Lun must be a whole number from 0 to 63, not '{lun[:16]}'")
+        match = [
+            d
+            for d in disks
+            if (name and (d.get("Name") or "").lower() == name.lower())
+            or (not name and lun and d["Lun"] == int(lun))
+        ]
+        if not match:
+            raise InvalidParameter(
+                f"'{image.ImageName}' has no data disk {name or f'at LUN {lun}'}"[:300]
+            )
+        disk = match[0]
+        if lun and int(lun) != disk["Lun"]:
+            raise InvalidParameter(f"the data disk {name}'s Lun can't be changed")
+        if sent.get("HostCaching"):
+            caching = parse_choice(
+                sent["HostCaching"], CachingMode, "DataDiskConfiguration/HostCaching"
+            )
+            if disk["HostCaching"] != caching:
+                disk["HostCaching"] = caching
+                changed = True
+    if changed:
+        changes["DataDiskConfigurations"] = disks
+    return changes
+
+
+def update_vm_image(catalog: ImageCatalog, name: str, update: VmImageUpdate) -> Image:
+    image = get_image_of_kind(catalog, name, ImageKind.VM)
+    if image.Category == ImageCategory.PUBLIC:
+        raise PlatformImageReadOnly(f"'{image.ImageName}' is a platform image and can't be changed")
+    changes = vm_update_changes(image, update)
+    if not changes:
+        return image
+    if changes.get("ImageFamily"):
+        catalog_service.check_family(changes["ImageFamily"])
+    return catalog.update(image.ImageName, changes)
 
 
 @dataclass(frozen=True)

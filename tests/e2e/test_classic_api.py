@@ -287,7 +287,8 @@ def test_deleting_an_uploaded_os_image_keeps_or_deletes_its_vhd(
         blob.delete_blob()  # no longer protected
 
 
-def test_deleting_an_uploaded_vm_image_with_its_disks(catalog_app, storage, sms, disk) -> None:
+def uploaded_vm_image(catalog_app, storage, disk) -> tuple[str, list[str]]:
+    """A User VM image registered from a manifest: its name and its three disk blobs."""
     stem = f"classic-vm-{uuid.uuid4().hex[:6]}"
     paths = [f"{stem}.image/os.vhd", f"{stem}.image/data0.vhd", f"{stem}.image/data1.vhd"]
     drop(storage, disk("linux_ext4_mbr"), paths[0])
@@ -305,7 +306,12 @@ def test_deleting_an_uploaded_vm_image_with_its_disks(catalog_app, storage, sms,
     uploads = storage.blobs.get_container_client(storage.settings.uploads_container)
     uploads.upload_blob(f"{stem}.image.json", json.dumps(manifest).encode(), overwrite=True)
     assert outcome(catalog_app, f"{stem}.image.json")["Status"] == "Registered"
+    return stem, paths
 
+
+def test_deleting_an_uploaded_vm_image_with_its_disks(catalog_app, storage, sms, disk) -> None:
+    stem, paths = uploaded_vm_image(catalog_app, storage, disk)
+    uploads = storage.blobs.get_container_client(storage.settings.uploads_container)
     (vm,) = [i for i in sms.list_vm_images(category="User") if i.name == stem]
     assert [(d.lun, d.host_caching) for d in vm.data_disk_configurations] == [
         (0, "ReadOnly"),
@@ -320,9 +326,53 @@ def test_deleting_an_uploaded_vm_image_with_its_disks(catalog_app, storage, sms,
     assert not any(uploads.get_blob_client(p).exists() for p in paths)
 
 
+def test_update_vm_image_changes_fields_and_disk_caching(catalog_app, storage, sms, disk) -> None:
+    stem, _ = uploaded_vm_image(catalog_app, storage, disk)
+    family = f"Classic VM family {uuid.uuid4().hex[:6]}"
+    (vm,) = [i for i in sms.list_vm_images(category="User") if i.name == stem]
+    vm.label, vm.description, vm.image_family = "Relabelled VM", "now described", family
+    vm.os_disk_configuration.host_caching = "ReadOnly"
+    vm.data_disk_configurations[1].host_caching = "ReadWrite"  # the disk at LUN 3
+    succeeded(sms, sms.update_vm_image(stem, vm))
+
+    (after,) = [i for i in sms.list_vm_images(category="User") if i.name == stem]
+    assert (after.label, after.description, after.image_family) == (
+        "Relabelled VM",
+        "now described",
+        family,
+    )
+    assert after.os_disk_configuration.host_caching == "ReadOnly"
+    assert [(d.lun, d.host_caching) for d in after.data_disk_configurations] == [
+        (0, "ReadOnly"),
+        (3, "ReadWrite"),
+    ]
+    j = api(catalog_app, f"/api/images/{stem}")
+    assert (j["Label"], j["ImageFamily"]) == ("Relabelled VM", family)
+    assert j["OSDiskConfiguration"]["HostCaching"] == "ReadOnly"
+    latest = api(catalog_app, f"/api/families/{family}/latest")
+    assert latest["ImageName"] == stem
+
+    # A disk the image doesn't have, a LUN moved, or a caching mode that doesn't exist: 400.
+    for lun, caching, message in [
+        (7, "None", "has no data disk"),
+        (None, "Sometimes", "HostCaching must be one of"),
+    ]:
+        (vm,) = [i for i in sms.list_vm_images(category="User") if i.name == stem]
+        vm.data_disk_configurations[0].host_caching = caching
+        if lun is not None:
+            vm.data_disk_configurations[0].lun = lun
+        with pytest.raises(AzureHttpError, match=message) as refused:
+            sms.update_vm_image(stem, vm)
+        assert refused.value.status_code == 400
+    assert api(catalog_app, f"/api/images/{stem}")["Label"] == "Relabelled VM"
+
+
 def test_platform_images_can_be_neither_changed_nor_deleted(catalog_app, sms) -> None:
     os_doc, vm_doc = GALLERY_OS[0], GALLERY_VM[0]
+    (platform_vm,) = [i for i in sms.list_vm_images() if i.name == vm_doc["ImageName"]]
+    platform_vm.label = "Mine now"
     attempts = [
+        lambda: sms.update_vm_image(vm_doc["ImageName"], platform_vm),
         lambda: sms.delete_os_image(os_doc["ImageName"], delete_vhd=True),
         lambda: sms.delete_vm_image(vm_doc["ImageName"]),
         lambda: sms.update_os_image(

@@ -631,3 +631,69 @@ def test_a_call_is_recorded_as_a_succeeded_or_failed_operation_under_its_request
         500,
         "InternalError",
     )
+
+
+# -- Update VM Image -----------------------------------------------------------------
+
+
+def vm_update(inner: str) -> bytes:
+    return f"<VMImage xmlns='{cx.NS}'>{inner}</VMImage>".encode()
+
+
+def test_update_vm_image_reads_the_disks_caching_by_name_or_lun() -> None:
+    image = vm_image()
+    first = image.DataDiskConfigurations[0]
+    update = cx.parse_update_vm_image(
+        vm_update(
+            "<Label>New</Label><OSDiskConfiguration><HostCaching>ReadOnly</HostCaching>"
+            "</OSDiskConfiguration><DataDiskConfigurations>"
+            f"<DataDiskConfiguration><Name>{first.Name.upper()}</Name>"
+            "<HostCaching>ReadWrite</HostCaching></DataDiskConfiguration>"
+            f"<DataDiskConfiguration><Lun>{first.Lun}</Lun></DataDiskConfiguration>"
+            "</DataDiskConfigurations>"
+        )
+    )
+    changes = cx.vm_update_changes(image, update)
+    assert changes["Label"] == "New"
+    assert changes["OSDiskConfiguration"]["HostCaching"] == "ReadOnly"
+    assert changes["DataDiskConfigurations"][0]["HostCaching"] == "ReadWrite"
+    assert [d["Lun"] for d in changes["DataDiskConfigurations"]] == [
+        d.Lun for d in image.DataDiskConfigurations
+    ]
+    # Sending back what is there changes nothing.
+    same = cx.parse_update_vm_image(vm_update(f"<Label>{image.Label}</Label>"))
+    assert cx.vm_update_changes(image, same) == {}
+
+
+@pytest.mark.parametrize(
+    "inner,error",
+    [
+        ("<OSDiskConfiguration><OS>Linux</OS></OSDiskConfiguration>", "not an element of"),
+        ("<DataDiskConfigurations><Disk/></DataDiskConfigurations>", "may only hold"),
+        ("<Label><b>x</b></Label>", "must hold a value"),
+        ("<OSDiskConfiguration/><OSDiskConfiguration/>", "more than once"),
+        ("<Name>renamed</Name>", "not an element of"),
+    ],
+)
+def test_update_vm_image_bodies_that_are_refused(inner: str, error: str) -> None:
+    with pytest.raises(cx.InvalidXmlBody, match=error):
+        cx.parse_update_vm_image(vm_update(inner))
+
+
+@pytest.mark.parametrize(
+    "disk,error",
+    [
+        ("<Name>nope</Name>", "has no data disk nope"),
+        ("<Lun>9</Lun>", "has no data disk at LUN 9"),
+        ("<Lun>x</Lun>", "Lun must be a whole number"),
+        ("<Name>log</Name><Lun>2</Lun>", "Lun can't be changed"),
+        ("<Name>log</Name><HostCaching>Always</HostCaching>", "HostCaching must be one of"),
+    ],
+)
+def test_update_vm_image_disk_errors_name_the_problem(disk: str, error: str) -> None:
+    body = vm_update(
+        f"<DataDiskConfigurations><DataDiskConfiguration>{disk}"
+        "</DataDiskConfiguration></DataDiskConfigurations>"
+    )
+    with pytest.raises(InvalidParameter, match=error):
+        cx.vm_update_changes(vm_image(), cx.parse_update_vm_image(body))
