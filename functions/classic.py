@@ -177,6 +177,15 @@ def classic_list_vm_images(req: func.HttpRequest, call: ClassicCall) -> func.Htt
     return xml_response(classic.vm_images_xml(classic.list_vm_images(image_catalog(), wanted)))
 
 
+@bp.route(route=f"{SUB}/services/vmimages", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@classic_api(since="2014-05-01", operation=classic.CREATE_VM_IMAGE)
+def classic_create_vm_image(req: func.HttpRequest, call: ClassicCall) -> func.HttpResponse:
+    request = classic.parse_create_vm_image(req.get_body())
+    call.image_name = request.name
+    classic.create_vm_image(image_catalog(), account().blobs, request)
+    return xml_response(status=202)
+
+
 @bp.route(
     route=f"{SUB}/services/vmimages/{{name}}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION
 )

@@ -37,7 +37,14 @@ from urllib.parse import unquote, urlsplit
 from azure.storage.blob import BlobClient, BlobServiceClient
 from pydantic import ValidationError
 
-from shared.adapters.blobs import BlobRangeReader, DiskLeaseHeld, facts, protect, release
+from shared.adapters.blobs import (
+    BlobFacts,
+    BlobRangeReader,
+    DiskLeaseHeld,
+    facts,
+    protect,
+    release,
+)
 from shared.adapters.catalog_table import ImageCatalog
 from shared.domain.disk_probe import probe_disk
 from shared.domain.errors import (
@@ -48,6 +55,8 @@ from shared.domain.errors import (
 )
 from shared.domain.images import (
     CachingMode,
+    DataDisk,
+    DiskState,
     Image,
     ImageCategory,
     ImageKind,
@@ -62,7 +71,7 @@ from shared.domain.images import (
 )
 from shared.domain.operations import Operation
 from shared.domain.uploads import NotAPageBlob
-from shared.domain.vhd import validate_vhd
+from shared.domain.vhd import VhdRejected, validate_vhd
 from shared.services import catalog as catalog_service
 from shared.services.uploads import UploadPolicy
 from shared.settings import DEFAULTS
@@ -80,6 +89,7 @@ ADD_OS_IMAGE = "AddOSImage"
 UPDATE_OS_IMAGE = "UpdateOSImage"
 DELETE_OS_IMAGE = "DeleteOSImage"
 DELETE_VM_IMAGE = "DeleteVMImage"
+CREATE_VM_IMAGE = "CreateVMImage"
 UPDATE_VM_IMAGE = "UpdateVMImage"
 
 
@@ -809,6 +819,82 @@ def delete_image(
     return remover.remove(image.ImageName, delete_vhd)
 
 
+@dataclass(frozen=True)
+class OurDisk:
+    """A disk blob of ours that a request names, validated as a fixed VHD."""
+
+    client: BlobClient
+    blob: BlobFacts
+    reader: BlobRangeReader
+    size_bytes: int  # the disk's size as its footer gives it
+
+    @property
+    def link(self) -> str:
+        return self.client.url.split("?")[0]
+
+    @property
+    def size_gb(self) -> int:
+        return math.ceil(self.size_bytes / GIB)
+
+    @property
+    def path(self) -> str:
+        return f"{self.blob.container}/{self.blob.name}"
+
+
+def our_disk(blobs: BlobServiceClient, link: str, what: str, max_bytes: int) -> OurDisk:
+    """The page blob at `link` (`what` names it in errors), validated by ranged reads.
+
+    A blob already leased (registered elsewhere, or held by another tool) is
+    refused with 409, as Azure refuses a VHD already in use.
+    """
+    client = blob_for_media_link(blobs, link)
+    blob = facts(client)
+    if blob is None:
+        raise MediaLinkNotFound(f"no blob exists at {what} '{link[:256]}'")
+    if blob.blob_type != "PageBlob":
+        raise NotAPageBlob(f"{what} is a {blob.blob_type}; disks must be page blobs")
+    if blob.leased:
+        raise DiskInUse(
+            f"the blob {blob.container}/{blob.name} is leased: it is already an image's or a "
+            "disk's, or another tool holds it"
+        )
+    reader = BlobRangeReader(client, blob.size, blob.etag)
+    try:
+        footer = validate_vhd(reader, max_size_bytes=max_bytes)
+    except VhdRejected as e:
+        e.message = f"{what}: {e.message}"  # which disk, when a request names several
+        raise
+    return OurDisk(client, blob, reader, footer.current_size)
+
+
+def _probed(disk: OurDisk, os: OSType) -> dict[str, Any]:
+    """What the OS disk's probe adds to an image: generation, probe data, warnings."""
+    probe = probe_disk(disk.reader, disk_size=disk.size_bytes)
+    warnings = list(probe.warnings)
+    if probe.os in ("Linux", "Windows") and probe.os != os:
+        warnings.append(f"The request says OS={os} but the disk looks like {probe.os}.")
+    probed = probe.to_dict()
+    probed.pop("warnings", None)
+    return {"Generation": probe.generation, "Probe": probed, "Warnings": warnings}
+
+
+def _register_leased(catalog: ImageCatalog, image: Image, disks: Sequence[OurDisk]) -> Image:
+    """Lease every disk, then add the image; on any failure, release what was leased."""
+    leased: list[OurDisk] = []
+    try:
+        for disk in disks:
+            try:
+                protect(disk.client)
+            except DiskLeaseHeld as e:
+                raise DiskInUse(str(e)) from e
+            leased.append(disk)
+        return catalog.add(image)
+    except BaseException:
+        for disk in leased:
+            release(disk.client)
+        raise
+
+
 def add_os_image(
     catalog: ImageCatalog,
     blobs: BlobServiceClient,
@@ -817,34 +903,12 @@ def add_os_image(
 ) -> Image:
     """Register a `User` OS image over a fixed VHD page blob of ours, and lease the blob.
 
-    The disk is validated and probed with ranged reads, as an upload is; a
-    blob already leased (registered elsewhere, or held by another tool) is
-    refused with 409, as Azure refuses a VHD already in use.
+    The disk is validated and probed with ranged reads, as an upload is.
     """
     policy = policy or UploadPolicy.from_env()
     if catalog.find(request.name) is not None:
         raise ImageNameTaken(f"an image named '{request.name}' already exists; choose another name")
-    client = blob_for_media_link(blobs, request.media_link)
-    blob = facts(client)
-    if blob is None:
-        raise MediaLinkNotFound(f"no blob exists at MediaLink '{request.media_link[:256]}'")
-    if blob.blob_type != "PageBlob":
-        raise NotAPageBlob(f"the MediaLink blob is a {blob.blob_type}; disks must be page blobs")
-    if blob.leased:
-        raise DiskInUse(
-            f"the blob {blob.container}/{blob.name} is leased: it is already an image's or a "
-            "disk's, or another tool holds it"
-        )
-    reader = BlobRangeReader(client, blob.size, blob.etag)
-    footer = validate_vhd(reader, max_size_bytes=policy.max_os_disk_bytes)
-    probe = probe_disk(reader, disk_size=footer.current_size)
-    warnings = list(probe.warnings)
-    if probe.os in ("Linux", "Windows") and probe.os != request.os:
-        warnings.append(f"The request says OS={request.os} but the disk looks like {probe.os}.")
-    size_gb = math.ceil(footer.current_size / GIB)
-    link = client.url.split("?")[0]
-    probed = probe.to_dict()
-    probed.pop("warnings", None)
+    disk = our_disk(blobs, request.media_link, "the MediaLink blob", policy.max_os_disk_bytes)
     image = Image.model_validate(
         {
             "PublishedDate": datetime.now(UTC),
@@ -854,29 +918,193 @@ def add_os_image(
             "Label": request.label,
             "OS": request.os,
             "Category": ImageCategory.USER,
-            "LogicalSizeInGB": size_gb,
-            "MediaLink": link,
+            "LogicalSizeInGB": disk.size_gb,
+            "MediaLink": disk.link,
             "OSDiskConfiguration": OSDisk(
                 OS=request.os,
-                MediaLink=link,
-                LogicalDiskSizeInGB=size_gb,
-                SourceBlob=f"{blob.container}/{blob.name}",
+                MediaLink=disk.link,
+                LogicalDiskSizeInGB=disk.size_gb,
+                SourceBlob=disk.path,
             ),
             "Source": ImageSource.API,
-            "Generation": probe.generation,
-            "Probe": probed,
-            "Warnings": warnings,
+            **_probed(disk, request.os),
         }
     )
-    try:
-        protect(client)
-    except DiskLeaseHeld as e:
-        raise DiskInUse(str(e)) from e
-    try:
-        return catalog.add(image)
-    except BaseException:
-        release(client)
-        raise
+    return _register_leased(catalog, image, [disk])
+
+
+# Create VM Image: what Azure documents.
+CREATE_VM_ELEMENTS = ("Name", *UPDATE_VM_ELEMENTS)
+
+
+@dataclass(frozen=True)
+class NewDataDisk:
+    lun: int
+    caching: CachingMode
+    media_link: str
+
+
+@dataclass(frozen=True)
+class NewVMImage:
+    """A parsed Create VM Image request."""
+
+    name: str
+    label: str
+    os: OSType
+    os_state: DiskState
+    os_caching: CachingMode
+    os_media_link: str
+    data_disks: tuple[NewDataDisk, ...] = ()
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def _lun(value: str | None) -> int:
+    if not value:
+        return 0  # "optional if the LUN for the disk is 0"
+    if not re.fullmatch(r"\d{1,2}", value) or int(value) > 63:
+        raise InvalidParameter(f"Lun must be a whole number from 0 to 63, not '{value[:16]}'")
+    return int(value)
+
+
+def parse_create_vm_image(body: bytes) -> NewVMImage:
+    f = children(read_root(body, "VMImage"), "VMImage", CREATE_VM_ELEMENTS, _DISK_LIST)
+    missing = [k for k in ("Name", "Label") if not f.get(k)]
+    if f.get("OSDiskConfiguration") is None:  # an element: test presence, not truth
+        missing.append("OSDiskConfiguration")
+    if missing:
+        raise InvalidParameter(f"Create VM Image needs {', '.join(f'<{k}>' for k in missing)}")
+    osd = children(
+        f.pop("OSDiskConfiguration"),
+        "OSDiskConfiguration",
+        ("HostCaching", "OSState", "OS", "MediaLink"),
+    )
+    lacking = [k for k in ("OSState", "OS", "MediaLink") if not osd.get(k)]
+    if lacking:
+        raise InvalidParameter(
+            f"<OSDiskConfiguration> needs {', '.join(f'<{k}>' for k in lacking)}"
+        )
+    disks: list[NewDataDisk] = []
+    if (listed := f.pop("DataDiskConfigurations", None)) is not None:
+        for child in listed:
+            if _split(child.tag)[1] != "DataDiskConfiguration":
+                raise InvalidXmlBody(
+                    "<DataDiskConfigurations> may only hold <DataDiskConfiguration> elements"
+                )
+            d = children(
+                child,
+                "DataDiskConfiguration",
+                ("HostCaching", "Lun", "MediaLink", "LogicalDiskSizeInGB"),
+            )
+            lun = _lun(d.get("Lun"))
+            if not d.get("MediaLink"):
+                raise InvalidParameter(f"the data disk at LUN {lun} needs a <MediaLink>")
+            if any(other.lun == lun for other in disks):
+                raise InvalidParameter(f"two data disks are given LUN {lun}")
+            caching = d.get("HostCaching") or CachingMode.NONE.value
+            disks.append(
+                NewDataDisk(
+                    lun,
+                    parse_choice(caching, CachingMode, "DataDiskConfiguration/HostCaching"),
+                    _string("MediaLink", d["MediaLink"], 2048),
+                )
+            )
+    details: dict[str, Any] = {}
+    for k in _OPTIONAL_TEXT:
+        if f.get(k):
+            details[k] = _string(k, f[k])
+    if details.get("ImageFamily"):
+        catalog_service.check_family(details["ImageFamily"])
+    for k in _URIS:
+        if f.get(k):
+            details[k] = _string(k, f[k], 2048)
+    if f.get("ShowInGui"):
+        details["ShowInGui"] = parse_bool("ShowInGui", f["ShowInGui"])
+    if f.get("PublishedDate"):
+        details["PublishedDate"] = parse_date("PublishedDate", f["PublishedDate"])
+    # Language: the catalog keeps no language; accepted and not stored.
+    return NewVMImage(
+        name=validate_image_name(f["Name"]),
+        label=_string("Label", f["Label"]),
+        os=parse_choice(osd["OS"], OSType, "OS"),
+        os_state=parse_choice(osd["OSState"], DiskState, "OSState"),
+        os_caching=parse_choice(
+            osd.get("HostCaching") or CachingMode.READ_WRITE.value,
+            CachingMode,
+            "OSDiskConfiguration/HostCaching",
+        ),
+        os_media_link=_string("MediaLink", osd["MediaLink"], 2048),
+        data_disks=tuple(sorted(disks, key=lambda d: d.lun)),
+        details=details,
+    )
+
+
+def create_vm_image(
+    catalog: ImageCatalog,
+    blobs: BlobServiceClient,
+    request: NewVMImage,
+    policy: UploadPolicy | None = None,
+) -> Image:
+    """Register a `User` VM image over an OS disk and data disks of ours, leasing them all.
+
+    Every disk is validated with ranged reads (the OS disk also probed) before
+    any is leased; a disk named twice, or already leased, is refused.
+    """
+    policy = policy or UploadPolicy.from_env()
+    if catalog.find(request.name) is not None:
+        raise ImageNameTaken(f"an image named '{request.name}' already exists; choose another name")
+    os_disk = our_disk(
+        blobs, request.os_media_link, "the OS disk's MediaLink", policy.max_os_disk_bytes
+    )
+    data = [
+        (
+            d,
+            our_disk(
+                blobs,
+                d.media_link,
+                f"the MediaLink of the data disk at LUN {d.lun}",
+                policy.max_data_disk_bytes,
+            ),
+        )
+        for d in request.data_disks
+    ]
+    paths = [os_disk.path] + [disk.path for _, disk in data]
+    if len(set(paths)) != len(paths):
+        raise InvalidParameter("a disk blob is named more than once; each disk needs its own")
+    image = Image.model_validate(
+        {
+            "PublishedDate": datetime.now(UTC),
+            **request.details,
+            "ImageName": request.name,
+            "ImageType": ImageKind.VM,
+            "Label": request.label,
+            "OS": request.os,
+            "Category": ImageCategory.USER,
+            "LogicalSizeInGB": os_disk.size_gb,
+            "OSDiskConfiguration": OSDisk(
+                Name=f"{request.name}-os",
+                OS=request.os,
+                OSState=request.os_state,
+                HostCaching=request.os_caching,
+                MediaLink=os_disk.link,
+                LogicalDiskSizeInGB=os_disk.size_gb,
+                SourceBlob=os_disk.path,
+            ),
+            "DataDiskConfigurations": [
+                DataDisk(
+                    Name=f"{request.name}-data-{d.lun}",
+                    Lun=d.lun,
+                    HostCaching=d.caching,
+                    MediaLink=disk.link,
+                    LogicalDiskSizeInGB=disk.size_gb,
+                    SourceBlob=disk.path,
+                )
+                for d, disk in data
+            ],
+            "Source": ImageSource.API,
+            **_probed(os_disk, request.os),
+        }
+    )
+    return _register_leased(catalog, image, [os_disk, *(disk for _, disk in data)])
 
 
 class OperationLog(Protocol):

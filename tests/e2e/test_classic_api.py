@@ -21,7 +21,13 @@ import pytest
 import requests
 from azure.common import AzureConflictHttpError, AzureHttpError, AzureMissingResourceHttpError
 from azure.core.exceptions import HttpResponseError
-from azure.servicemanagement import OSImage, ServiceManagementService
+from azure.servicemanagement import (
+    DataDiskConfiguration,
+    OSDiskConfiguration,
+    OSImage,
+    ServiceManagementService,
+    VMImage,
+)
 
 from devtools.apphost import AppHost
 from devtools.upload import upload_page_blob
@@ -365,6 +371,90 @@ def test_update_vm_image_changes_fields_and_disk_caching(catalog_app, storage, s
             sms.update_vm_image(stem, vm)
         assert refused.value.status_code == 400
     assert api(catalog_app, f"/api/images/{stem}")["Label"] == "Relabelled VM"
+
+
+def new_vm_image(name: str, state: str, os_link: str, caching: str | None = None) -> VMImage:
+    """A Create VM Image request as the client's models build one (no constructor args)."""
+    vm = VMImage(name=name, label=name)
+    osd = OSDiskConfiguration()
+    osd.os_state, osd.os, osd.media_link, osd.host_caching = state, "Linux", os_link, caching
+    vm.os_disk_configuration = osd
+    return vm
+
+
+def data_disk(lun: int, link: str, caching: str | None = None) -> DataDiskConfiguration:
+    d = DataDiskConfiguration()
+    d.lun, d.media_link, d.host_caching = lun, link, caching
+    return d
+
+
+def test_create_vm_image_over_disks_of_ours_then_delete_it(catalog_app, storage, sms, disk):
+    blobs = {}
+    for role, corpus in [("os", "linux_ext4_mbr"), ("d0", "blank_fixed"), ("d2", "blank_fixed")]:
+        blobs[role] = storage.blobs.get_blob_client(storage.settings.vhds_container, unique(role))
+        upload_page_blob(blobs[role], disk(corpus))
+    name = f"classic-created-{uuid.uuid4().hex[:8]}"
+    family = f"Created VM family {name}"
+
+    def request(image_name: str, data: list[tuple[int, str]]) -> VMImage:
+        vm = new_vm_image(image_name, "Specialized", blobs["os"].url, "ReadOnly")
+        vm.label, vm.image_family = "Created the classic way", family
+        vm.data_disk_configurations = [
+            data_disk(lun, blobs[role].url, "ReadWrite") for lun, role in data
+        ]
+        return vm
+
+    succeeded(sms, sms.create_vm_image(request(name, [(2, "d2"), (0, "d0")])))
+    (vm,) = [i for i in sms.list_vm_images(category="User") if i.name == name]
+    assert (vm.label, vm.image_family) == ("Created the classic way", family)
+    osd = vm.os_disk_configuration
+    assert (osd.os, osd.os_state, osd.host_caching, osd.media_link) == (
+        "Linux",
+        "Specialized",
+        "ReadOnly",
+        blobs["os"].url,
+    )
+    assert [(d.lun, d.media_link, d.host_caching) for d in vm.data_disk_configurations] == [
+        (0, blobs["d0"].url, "ReadWrite"),
+        (2, blobs["d2"].url, "ReadWrite"),
+    ]
+    j = api(catalog_app, f"/api/images/{name}")
+    assert (j["ImageType"], j["Source"], j["Category"]) == ("VMImage", "Api", "User")
+    assert api(catalog_app, f"/api/families/{family}/latest")["ImageName"] == name
+    # Every disk is protected now, and none can back a second image.
+    for blob in blobs.values():
+        with pytest.raises(HttpResponseError) as refused:
+            blob.delete_blob()
+        assert refused.value.status_code == 412
+    with pytest.raises(AzureConflictHttpError, match="leased"):
+        sms.create_vm_image(request(f"{name}-2", []))
+
+    succeeded(sms, sms.delete_vm_image(name, delete_vhd=True))
+    assert not any(blob.exists() for blob in blobs.values())
+
+
+def test_create_vm_image_refusals_lease_nothing(catalog_app, storage, sms, disk) -> None:
+    good = storage.blobs.get_blob_client(storage.settings.vhds_container, unique("good"))
+    upload_page_blob(good, disk("linux_ext4_mbr"))
+    bad = storage.blobs.get_blob_client(storage.settings.vhds_container, unique("bad"))
+    upload_page_blob(bad, disk("dynamic_vhd"))
+
+    def attempt(data: list[tuple[int, str]]) -> None:
+        vm = new_vm_image(f"refused-{uuid.uuid4().hex[:8]}", "Generalized", good.url)
+        vm.data_disk_configurations = [data_disk(lun, url) for lun, url in data]
+        sms.create_vm_image(vm)
+
+    for data, message in [
+        ([(1, bad.url)], "data disk at LUN 1"),  # not a fixed VHD: named, and why
+        ([(1, good.url)], "more than once"),  # the OS disk again
+        ([(1, good.url + "-none")], "no blob exists"),
+        ([(64, bad.url)], "Lun must be"),
+    ]:
+        with pytest.raises(AzureHttpError, match=message) as refused:
+            attempt(data)
+        assert refused.value.status_code == 400
+    assert good.get_blob_properties().lease.state != "leased"
+    assert bad.get_blob_properties().lease.state != "leased"
 
 
 def test_platform_images_can_be_neither_changed_nor_deleted(catalog_app, sms) -> None:

@@ -697,3 +697,72 @@ def test_update_vm_image_disk_errors_name_the_problem(disk: str, error: str) -> 
     )
     with pytest.raises(InvalidParameter, match=error):
         cx.vm_update_changes(vm_image(), cx.parse_update_vm_image(body))
+
+
+# -- Create VM Image -----------------------------------------------------------------
+
+OS_DISK = (
+    "<OSDiskConfiguration><OSState>Generalized</OSState><OS>linux</OS>"
+    "<MediaLink>http://a/b/c.vhd</MediaLink></OSDiskConfiguration>"
+)
+
+
+def data_disks(*disks: str) -> str:
+    inner = "".join(f"<DataDiskConfiguration>{d}</DataDiskConfiguration>" for d in disks)
+    return f"<DataDiskConfigurations>{inner}</DataDiskConfigurations>"
+
+
+def test_create_vm_image_reads_the_disks_in_lun_order_with_defaults() -> None:
+    request = cx.parse_create_vm_image(
+        vm_update(
+            "<Name>vm1</Name><Label>VM one</Label><ImageFamily>Fam</ImageFamily>"
+            + OS_DISK
+            + data_disks(
+                "<Lun>3</Lun><MediaLink>http://a/b/d3.vhd</MediaLink>"
+                "<LogicalDiskSizeInGB>-1</LogicalDiskSizeInGB>",
+                "<HostCaching>readonly</HostCaching><MediaLink>http://a/b/d0.vhd</MediaLink>",
+            )
+            + "<Language>en</Language><ShowInGui>false</ShowInGui>"
+        )
+    )
+    assert (request.name, request.label, request.os, request.os_state) == (
+        "vm1",
+        "VM one",
+        "Linux",
+        "Generalized",
+    )
+    assert request.os_caching == "ReadWrite"
+    assert [(d.lun, d.caching, d.media_link) for d in request.data_disks] == [
+        (0, "ReadOnly", "http://a/b/d0.vhd"),
+        (3, "None", "http://a/b/d3.vhd"),
+    ]
+    assert request.details == {"ImageFamily": "Fam", "ShowInGui": False}
+
+
+@pytest.mark.parametrize(
+    "inner,error",
+    [
+        ("<Label>x</Label>" + OS_DISK, "needs <Name>"),
+        ("<Name>x</Name><Label>x</Label>", "needs <OSDiskConfiguration>"),
+        (
+            "<Name>x</Name><Label>x</Label><OSDiskConfiguration><OS>Linux</OS>"
+            "</OSDiskConfiguration>",
+            "needs <OSState>, <MediaLink>",
+        ),
+        (
+            "<Name>x</Name><Label>x</Label>"
+            + OS_DISK
+            + data_disks("<MediaLink>http://a/1</MediaLink>", "<MediaLink>http://a/2</MediaLink>"),
+            "two data disks are given LUN 0",
+        ),
+        ("<Name>x</Name><Label>x</Label>" + OS_DISK + data_disks("<Lun>1</Lun>"), "needs a <M"),
+        ("<Name>x y</Name><Label>x</Label>" + OS_DISK, "not a valid image name"),
+        (
+            "<Name>x</Name><Label>x</Label>" + OS_DISK.replace("Generalized", "Sleepy"),
+            "OSState must be one of",
+        ),
+    ],
+)
+def test_create_vm_image_requests_that_are_refused(inner: str, error: str) -> None:
+    with pytest.raises(InvalidParameter, match=error):
+        cx.parse_create_vm_image(vm_update(inner))
