@@ -585,8 +585,9 @@ def in_process_calls(catalog: ImageCatalog, t: Targets) -> dict[str, Callable[[i
 # -- the naive way: read every row, answer in Python --------------------------------------
 
 
-def _newest_key(e: dict[str, Any]) -> tuple[Any, str]:
-    return (e["PublishedDate"], e["ImageName"].lower())
+def _newest_key(e: dict[str, Any]) -> tuple[float, str]:
+    """The order of a family's page: newest first, a tie by name (as the catalog's)."""
+    return (-e["PublishedDate"].timestamp(), e["ImageName"].lower())
 
 
 def is_image_row(e: dict[str, Any]) -> bool:
@@ -609,7 +610,7 @@ def naive_answers(rows: list[Any], name: str, family: str) -> dict[str, Callable
         return from_entity(next(e for e in images() if e["ImageName"].lower() == wanted))
 
     def latest() -> Image:
-        return from_entity(max(of_family(), key=_newest_key))
+        return from_entity(min(of_family(), key=_newest_key))
 
     def families() -> list[dict[str, Any]]:
         groups: dict[str, list[Any]] = {}
@@ -618,13 +619,13 @@ def naive_answers(rows: list[Any], name: str, family: str) -> dict[str, Callable
                 groups.setdefault(e["ImageFamily"].lower(), []).append(e)
         out = []
         for members in groups.values():
-            newest = max(members, key=_newest_key)
+            newest = min(members, key=_newest_key)
             out.append({"ImageFamily": newest["ImageFamily"], "ImageCount": len(members),
                         "Newest": newest["ImageName"]})  # fmt: skip
         return sorted(out, key=lambda f: family_key(f["ImageFamily"]))
 
     def one_family() -> list[Image]:
-        members = sorted(of_family(), key=_newest_key, reverse=True)[:TOP]
+        members = sorted(of_family(), key=_newest_key)[:TOP]
         return [from_entity(e) for e in members]
 
     def first_page() -> list[Image]:
@@ -728,8 +729,8 @@ def page_size_diagnosis(table: TableClient, args: argparse.Namespace) -> dict[st
     `results_per_page` 1000 and 101 (bench code, not the product's), to show what
     the page size costs.
     """
-    flt = "PartitionKey ge @lo and PartitionKey lt @hi"
-    params = {"lo": IMAGE_RANGE[0], "hi": IMAGE_RANGE[1]}
+    flt = "PartitionKey ge @lo and PartitionKey lt @hi and RowKey eq @row"
+    params = {"lo": IMAGE_RANGE[0], "hi": IMAGE_RANGE[1], "row": IMAGE_ROW}
 
     def run(per_page: int) -> Callable[[int], Any]:
         def call(_: int) -> Any:

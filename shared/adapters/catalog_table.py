@@ -50,12 +50,13 @@ from azure.core.exceptions import (
     ResourceModifiedError,
     ResourceNotFoundError,
 )
-from azure.data.tables import TableClient, UpdateMode
+from azure.data.tables import TableClient, TableTransactionError, UpdateMode
 
 from shared.domain.images import Image, ImageNameTaken, ImageNotFound, image_key
 
 IMAGE = "image|"  # partition prefix of the image rows
 IMAGE_ROW = "image"
+FENCE = "fence|"  # RowKey prefix of a change's fence row, beside its image row
 FAMILY = "family|"  # partition prefix of a family's copies
 FAMILIES = "families"  # the partition of family summaries
 IMAGE_RANGE = (IMAGE, IMAGE[:-1] + "}")  # '}' sorts right after '|'
@@ -188,14 +189,18 @@ def _ref(image: Image) -> dict[str, Any]:
     }
 
 
+def _instant(ref: dict[str, Any]) -> datetime:
+    return datetime.fromisoformat(ref["PublishedDate"].replace("Z", "+00:00"))
+
+
 def _newer(a: dict[str, Any] | None, b: dict[str, Any]) -> bool:
-    """Is ref b newer than ref a (ties broken by name, so the order is total)?"""
+    """Is ref b newer than ref a? Instants are compared (not their text), and a tie goes
+    to the name a family's page lists first, so "latest" is always that page's first."""
     if a is None:
         return True
-    return (b["PublishedDate"], b["ImageName"].lower()) > (
-        a["PublishedDate"],
-        a["ImageName"].lower(),
-    )
+    if _instant(a) != _instant(b):
+        return _instant(b) > _instant(a)
+    return b["ImageName"].lower() < a["ImageName"].lower()
 
 
 def _with(summary: FamilySummary, image: Image) -> FamilySummary:
@@ -223,6 +228,21 @@ def _back_off(attempt: int) -> None:
 
 def _pending(row: Any) -> dict[str, dict[str, str]]:
     return json.loads(row.get("Pending") or "{}") if row is not None else {}
+
+
+@dataclass
+class Change:
+    """One change under way: its token and the families (by key) it marked."""
+
+    token: dict[str, str]
+    families: dict[str, str]
+
+    @property
+    def fence(self) -> dict[str, str]:
+        return {
+            "PartitionKey": image_partition(self.token["Name"]),
+            "RowKey": FENCE + self.token["Id"],
+        }
 
 
 @dataclass
@@ -268,9 +288,22 @@ class ImageCatalog:
         return image
 
     def uses_media(self, media_link: str) -> bool:
-        """Does any image (still) have this disk as its MediaLink?"""
+        """Does any image (still) have this disk, as its MediaLink or one of its disks?
+
+        An OS image's MediaLink is a column (one filtered query); a VM image keeps its
+        disks in JSON columns, so the VM images' disk columns are read and looked into.
+        Only a deletion with its disks asks, once per disk.
+        """
         rows = self._images(None, {"MediaLink": media_link}, ["RowKey"], per_page=1)
-        return next(rows, None) is not None
+        if next(rows, None) is not None:
+            return True
+        columns = ["OSDiskConfiguration", "DataDiskConfigurations"]
+        for row in self._images(None, {"ImageType": "VMImage"}, columns):
+            disks = [json.loads(row.get(c) or "null") for c in columns]
+            links = [disks[0] or {}, *(disks[1] or [])]
+            if any(d.get("MediaLink") == media_link for d in links):
+                return True
+        return False
 
     def summary(self, family: str) -> FamilySummary | None:
         row = self._read(FAMILIES, family_key(family))
@@ -382,8 +415,12 @@ class ImageCatalog:
     ) -> Iterator[Any]:
         """Image rows in name order (after the partition `after`): ask for what you use."""
         lo, hi = IMAGE_RANGE
-        params: dict[str, Any] = {"lo": after or lo, "hi": hi}
-        clauses = ["PartitionKey gt @lo" if after else "PartitionKey ge @lo", "PartitionKey lt @hi"]
+        params: dict[str, Any] = {"lo": after or lo, "hi": hi, "row": IMAGE_ROW}
+        clauses = [
+            "PartitionKey gt @lo" if after else "PartitionKey ge @lo",
+            "PartitionKey lt @hi",
+            "RowKey eq @row",  # not a change's fence row
+        ]
         return self._query(clauses, params, filters, select, per_page)
 
     def _copies(
@@ -409,31 +446,33 @@ class ImageCatalog:
 
     def add(self, image: Image) -> Image:
         """Register a new image; ImageNameTaken if any image (any letter case) has the name."""
-        rev = _rev()
-        marks = self._mark([image.ImageFamily], image, rev)
-        self._step("commit")
-        try:
-            self.table.create_entity(image_entity(image, rev))
-        except ResourceExistsError as e:
-            self._settle(marks)
-            raise ImageNameTaken(
-                f"an image named '{image.ImageName}' already exists; choose another name"
-            ) from e
-        self._settle(marks)
-        return image
+        for _ in range(_MAX_TRIES):
+            rev = _rev()
+            change = self._mark([image.ImageFamily], image, rev)
+            try:
+                self._commit(change, [("create", image_entity(image, rev))])
+            except TableTransactionError as e:
+                self._settle(change)
+                if self.find(image.ImageName) is not None:
+                    raise ImageNameTaken(
+                        f"an image named '{image.ImageName}' already exists; choose another name"
+                    ) from e
+                continue  # fenced: a writer took this one for dead; mark again
+            self._settle(change)
+            return image
+        raise RuntimeError(f"could not register {image.ImageName}: too much contention")
 
     def remove(self, name: str) -> Image:
         for _ in range(_MAX_TRIES):
             entity = self._image_entity(name)
             image = from_entity(entity)
-            marks = self._mark([image.ImageFamily], image, _rev())
-            self._step("commit")
+            change = self._mark([image.ImageFamily], image, _rev())
             try:
-                self.table.delete_entity(entity["PartitionKey"], IMAGE_ROW, **_etag(entity))
-            except (ResourceModifiedError, ResourceNotFoundError):
-                self._settle(marks)
+                self._commit(change, [("delete", entity, _etag(entity))])
+            except TableTransactionError:
+                self._settle(change)
                 continue
-            self._settle(marks)
+            self._settle(change)
             return image
         raise RuntimeError(f"could not remove {name}: too much contention")
 
@@ -444,16 +483,14 @@ class ImageCatalog:
             old = from_entity(entity)
             new = Image.model_validate({**old.model_dump(), **changes})
             rev = _rev()
-            marks = self._mark([old.ImageFamily, new.ImageFamily], new, rev)
-            self._step("commit")
+            change = self._mark([old.ImageFamily, new.ImageFamily], new, rev)
+            replace = {"mode": UpdateMode.REPLACE, **_etag(entity)}
             try:
-                self.table.update_entity(
-                    image_entity(new, rev), mode=UpdateMode.REPLACE, **_etag(entity)
-                )
-            except (ResourceModifiedError, ResourceNotFoundError):
-                self._settle(marks)
+                self._commit(change, [("update", image_entity(new, rev), replace)])
+            except TableTransactionError:
+                self._settle(change)
                 continue
-            self._settle(marks)
+            self._settle(change)
             return new
         raise RuntimeError(f"could not update {name}: too much contention")
 
@@ -463,54 +500,67 @@ class ImageCatalog:
             raise ImageNotFound(f"no image is named '{name[:256]}'")
         return entity
 
-    def _mark(
-        self, families: list[str | None], image: Image, rev: str
-    ) -> list[tuple[str, str, dict[str, str]]]:
-        """Step 1: a pending token in each family the change touches (row key is date-bound)."""
+    def _commit(self, change: Change, operations: list[Any]) -> None:
+        """Step 2, in the image's partition: the image row, and the change's fence row
+        deleted in the same transaction, so a fenced change can no longer commit."""
+        if change.families:
+            operations = [*operations, ("delete", change.fence)]
+        self._step("commit")
+        self.table.submit_transaction(operations)
+
+    def _mark(self, families: list[str | None], image: Image, rev: str) -> Change:
+        """Step 1: a fence row beside the image row, then a pending token in each family
+        the change touches (a copy's row key is bound to the image's date, which no
+        update changes)."""
         token = {
+            "Id": uuid.uuid4().hex[:16],
             "Name": image.ImageName,
             "Row": copy_row(image),
             "Rev": rev,
             "At": datetime.now(UTC).isoformat(),
         }
-        marks: dict[str, tuple[str, str, dict[str, str]]] = {}
-        for family in families:
-            if family and (fkey := family_key(family)) not in marks:
-                marks[fkey] = (fkey, self._add_token(family, token), token)
-        return list(marks.values())
+        keys = {family_key(f): f for f in families if f}
+        change = Change(token, keys)
+        if keys:
+            self._step("mark")
+            self.table.upsert_entity(change.fence)
+        for family in keys.values():
+            self._add_token(family, token)
+        return change
 
-    def _add_token(self, family: str, token: dict[str, str]) -> str:
-        token_id = uuid.uuid4().hex[:16]
+    def _add_token(self, family: str, token: dict[str, str]) -> None:
         fkey = family_key(family)
         for attempt in range(_MAX_TRIES):
             row = self._read(FAMILIES, fkey)
             self._step("mark")
             try:
                 if row is None:
-                    entity = FamilySummary(family.strip()).to_entity({token_id: token})
+                    entity = FamilySummary(family.strip()).to_entity({token["Id"]: token})
                     self.table.create_entity(entity)
                 else:
                     entity = dict(row)
-                    entity["Pending"] = json.dumps({**_pending(row), token_id: token})
+                    entity["Pending"] = json.dumps({**_pending(row), token["Id"]: token})
                     self.table.update_entity(entity, mode=UpdateMode.REPLACE, **_etag(row))
-                return token_id
+                return
             except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError):
                 _back_off(attempt)
         raise RuntimeError(f"could not mark the family {family}: too much contention")
 
-    def _settle(self, marks: list[tuple[str, str, dict[str, str]]]) -> None:
+    def _settle(self, change: Change) -> None:
         """Steps 3 and 4 for each family marked (safe to repeat, and for anyone to run)."""
-        for fkey, token_id, token in marks:
-            self._sync_copy(fkey, token)  # even if another writer finished the token early
-            self._refresh(fkey, {token_id})
+        for fkey in change.families:
+            self._sync_copy(fkey, change.token)  # even if another writer finished the token
+            self._refresh(fkey, {change.token["Id"]})
 
     def _refresh(self, fkey: str, mine: set[str]) -> None:
         """Step 4, for this writer's tokens and any other it can finish.
 
         Another writer's token can be finished when its image row carries its
-        revision (that write has committed) or when it is stale (that writer died).
-        So under contention one summary write settles many changes, and a writer
-        whose token someone else finished has nothing left to do.
+        revision (that change has committed) or when it is stale: then its fence
+        row is deleted first, so that a writer which is only slow, not dead, can't
+        commit any more (it marks again). So under contention one summary write
+        settles many changes, and a writer whose token someone else finished has
+        nothing left to do.
         """
         for attempt in range(_MAX_TRIES):
             row = self._read(FAMILIES, fkey)
@@ -522,11 +572,13 @@ class ImageCatalog:
             for t, token in sorted(pending.items()):
                 if t in done:
                     continue
-                stale = now - datetime.fromisoformat(token["At"]) >= self.stale_after
-                if stale or self._committed(token):
-                    done.add(t)
-                if t in done:
-                    self._sync_copy(fkey, token)
+                if now - datetime.fromisoformat(token["At"]) >= self.stale_after:
+                    self._step("fence")
+                    self.table.delete_entity(image_partition(token["Name"]), FENCE + t)
+                elif not self._committed(token):
+                    continue
+                done.add(t)
+                self._sync_copy(fkey, token)
             copies = self._copies(fkey, None, {}, None)
             summary = summarize(row["Family"], (from_entity(e) for e in copies))
             rest = {t: token for t, token in pending.items() if t not in done}
@@ -549,9 +601,16 @@ class ImageCatalog:
         return truth is not None and truth.get("Rev") == token["Rev"]
 
     def _sync_copy(self, fkey: str, token: dict[str, str]) -> None:
-        """Step 3: make the family's copy for the token's name match the image row now."""
+        """Step 3: make the family's copy for the token's name match the image row now.
+
+        The copy is read before the image row and written under the copy's ETag, so
+        a sync that read an older image row loses to any sync that wrote after it:
+        whatever the order of the writers, the last write is of the image row as it
+        was last read.
+        """
         partition, row_key = FAMILY + fkey, token["Row"]
-        for _ in range(_MAX_TRIES):
+        for attempt in range(_MAX_TRIES):
+            have = self._read(partition, row_key)
             truth = self._read(image_partition(token["Name"]), IMAGE_ROW)
             image = None if truth is None else from_entity(truth)
             wanted = (
@@ -561,23 +620,25 @@ class ImageCatalog:
                 and copy_row(image) == row_key
                 else None
             )
-            rev = truth["Rev"] if truth is not None else token["Rev"]
-            have = self._read(partition, row_key)
-            if have is not None and have.get("Rev", "") >= rev:
-                return  # the copy is as new as the image (or newer: a later write's)
+            if wanted is None and have is None:
+                return
+            if wanted is not None and have is not None and have.get("Rev") == truth["Rev"]:
+                return
             self._step("index")
             try:
-                if wanted is not None:
-                    entity = _entity(wanted, partition, row_key, rev)
-                    if have is None:
-                        self.table.create_entity(entity)
-                    else:
-                        self.table.update_entity(entity, mode=UpdateMode.REPLACE, **_etag(have))
-                elif have is not None:
+                if wanted is None:
                     self.table.delete_entity(partition, row_key, **_etag(have))
+                elif have is None:
+                    self.table.create_entity(_entity(wanted, partition, row_key, truth["Rev"]))
+                else:
+                    self.table.update_entity(
+                        _entity(wanted, partition, row_key, truth["Rev"]),
+                        mode=UpdateMode.REPLACE,
+                        **_etag(have),
+                    )
                 return
             except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError):
-                continue
+                _back_off(attempt)
         raise RuntimeError(f"could not index {token['Name']} in {fkey}: too much contention")
 
 

@@ -70,6 +70,8 @@ class PlatformImageReadOnly(Conflict):
     status = 403
 
 
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(3000, 1, 1, tzinfo=UTC)
 IMAGE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,255}")
 _CASE_INSENSITIVE = {
     e.value.lower(): e.value for cls in (OSType, DiskState, CachingMode) for e in cls
@@ -182,7 +184,10 @@ class Image(_Model):
     @field_validator("PublishedDate", "CreatedTime")
     @classmethod
     def _utc(cls, v: datetime) -> datetime:
-        return v.replace(tzinfo=UTC) if v.tzinfo is None else v.astimezone(UTC)
+        v = v.replace(tzinfo=UTC) if v.tzinfo is None else v.astimezone(UTC)
+        if not EARLIEST <= v < LATEST:  # the catalog's keys order dates in this range
+            raise ValueError(f"must be from {EARLIEST:%Y} to {LATEST.year - 1}")
+        return v
 
     @property
     def key(self) -> str:

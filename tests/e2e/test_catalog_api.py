@@ -83,7 +83,8 @@ def table_images(storage: StorageAccount) -> list[Image]:
 def newest(images: list[Image]) -> Image | None:
     if not images:
         return None
-    return max(images, key=lambda i: (i.PublishedDate, i.ImageName.lower()))
+    # A family's page order: newest first, a tie by name.
+    return min(images, key=lambda i: (-i.PublishedDate.timestamp(), i.ImageName.lower()))
 
 
 def by_family(images: list[Image]) -> dict[str, list[Image]]:

@@ -3,8 +3,10 @@
 Each test stops one writer at a chosen step with the `before_commit` hook (a `Gate`
 blocks the writer's thread there until released; `Killed` ends it there for good)
 while other writers run, then checks what every read path says once they are done.
-Tests marked xfail(strict) pin down known bugs: they fail today and must start
-passing (and lose the mark) when the bug is fixed.
+The first tests pinned bugs a review found (they failed before the fixes): a
+re-add or an update from a clock running ahead left a stale copy, a writer slower
+than `stale_after` left a wrong summary or an unindexed image, "newest" compared
+dates as text, `uses_media` missed VM images' disks, and far-future dates broke keys.
 """
 
 from __future__ import annotations
@@ -156,11 +158,6 @@ def assert_consistent(catalog: ImageCatalog, *families: str) -> None:
 # -- bugs ------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_sync_copy skips when the copy's Rev >= the image's, but Rev is taken before the"
-    " commit, so a re-add that started earlier commits a smaller Rev than a leftover copy",
-)
 def test_a_slow_readd_leaves_its_image_out_of_the_family(
     catalog: ImageCatalog, pool: ThreadPoolExecutor
 ) -> None:
@@ -183,11 +180,6 @@ def test_a_slow_readd_leaves_its_image_out_of_the_family(
     assert_consistent(catalog, "F")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Rev is wall-clock time: a writer whose clock runs ahead leaves a copy that a"
-    " later update (made on a machine with a correct clock) never overwrites",
-)
 def test_an_update_after_one_from_a_clock_ahead_is_never_indexed(
     catalog: ImageCatalog, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -204,11 +196,6 @@ def test_an_update_after_one_from_a_clock_ahead_is_never_indexed(
     assert_consistent(catalog, "F")  # F's page still says "first"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a live writer's token dropped as stale before its commit: the writer's _refresh"
-    " returns early (its token is gone), so the summary without tokens misses the change",
-)
 def test_a_writer_slower_than_stale_after_leaves_a_wrong_summary(
     catalog: ImageCatalog, pool: ThreadPoolExecutor
 ) -> None:
@@ -223,11 +210,6 @@ def test_a_writer_slower_than_stale_after_leaves_a_wrong_summary(
     assert_consistent(catalog, "F")  # ...and says 2 images, newest u2; the page has 3
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="as above, and the slow writer dies after its commit: no token is left, so no"
-    " later writer ever indexes the image (get says F, F's page and count never will)",
-)
 def test_a_slow_writer_that_dies_after_its_commit_is_never_indexed(
     catalog: ImageCatalog, pool: ThreadPoolExecutor
 ) -> None:
@@ -244,11 +226,6 @@ def test_a_slow_writer_that_dies_after_its_commit_is_never_indexed(
     assert_consistent(catalog, "F")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_newer compares PublishedDate as isoformat() text, which drops a zero fraction:"
-    " '...:00Z' sorts after '...:00.500000Z', so the whole second wins",
-)
 def test_newest_within_the_same_second_is_the_later_one(catalog: ImageCatalog) -> None:
     catalog.add(image("whole-second", days=1))  # e.g. an upload: blob Last-Modified
     catalog.add(image("half-second-later", days=1 + 0.5 / 86400))  # e.g. a capture: now()
@@ -256,11 +233,6 @@ def test_newest_within_the_same_second_is_the_later_one(catalog: ImageCatalog) -
     assert catalog.summary("F").newest["ImageName"] == "half-second-later"  # latest API
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="uses_media matches only the top-level MediaLink; a VM image keeps its disks'"
-    " MediaLinks in OSDiskConfiguration/DataDiskConfigurations (JSON), so it is not seen",
-)
 def test_uses_media_sees_a_vm_image_disk(catalog: ImageCatalog) -> None:
     link = "http://127.0.0.1:10000/devstoreaccount1/vhds/captured-os.vhd"
     vm = image("vm", family=None).model_copy(
@@ -275,21 +247,24 @@ def test_uses_media_sees_a_vm_image_disk(catalog: ImageCatalog) -> None:
     assert catalog.uses_media(link)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_newest_first goes negative after year 5138 (10**17 us): '-' keys sort in the"
-    " wrong order among themselves and fail is_page_key, so paging past them is refused",
-)
-def test_far_future_published_dates_order_and_page(catalog: ImageCatalog) -> None:
-    # Add OS Image takes any ISO 8601 PublishedDate, e.g. 6000-01-01.
-    for name, year in (("y5500", 5500), ("y6000", 6000), ("now", 2024)):
-        when = datetime(year, 1, 1, tzinfo=UTC)
-        catalog.add(image(name).model_copy(update={"PublishedDate": when}))
+def test_dates_the_keys_cannot_order_are_refused_and_the_rest_order_and_page(
+    catalog: ImageCatalog,
+) -> None:
+    # Add OS Image takes any ISO 8601 PublishedDate; the model bounds it to 1900-2999.
+    with pytest.raises(ValueError, match="from 1900 to 2999"):
+        Image.model_validate({**image("far").model_dump(), "PublishedDate": "6000-01-01T00:00Z"})
+    for name, year in (("y1901", 1901), ("y2999", 2999), ("now", 2024)):
+        catalog.add(
+            image(name, days=0).model_copy(
+                update={"PublishedDate": datetime(year, 6, 1, tzinfo=UTC)}
+            )
+        )
     first = catalog.page("F", {}, 1, None)
     assert first.last_row is not None
     assert catalog_table.is_page_key("F", first.last_row)  # else the token is refused
     names = [i.ImageName for i in catalog.page("F", {}, 10, None).items]
-    assert names == ["y6000", "y5500", "now"]
+    assert names == ["y2999", "now", "y1901"]
+    assert catalog.summary("F").newest["ImageName"] == "y2999"
 
 
 # -- tricky interleavings that hold ----------------------------------------------------

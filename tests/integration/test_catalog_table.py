@@ -152,8 +152,9 @@ CHANGES = {
     "move to a new family": lambda c: c.update("u3", {"ImageFamily": "Fresh"}),
     "move out of any family": lambda c: c.update("u1", {"ImageFamily": None}),
 }
-ONE_FAMILY = [("mark", 1), ("commit", 1), ("index", 1), ("summary", 1)]
-TWO_FAMILIES = [*ONE_FAMILY, ("mark", 2), ("index", 2), ("summary", 2)]
+# mark #1 writes the change's fence row; mark #2 (and #3) a token in each family.
+ONE_FAMILY = [("mark", 1), ("mark", 2), ("commit", 1), ("index", 1), ("summary", 1)]
+TWO_FAMILIES = [*ONE_FAMILY, ("mark", 3), ("index", 2), ("summary", 2)]
 KILLS = [
     (change, step, nth)
     for change in CHANGES
