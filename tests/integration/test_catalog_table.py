@@ -270,3 +270,14 @@ def test_concurrent_moves_adds_and_removes_keep_every_index_exact(
     assert {s.family: s.count for s in catalog.families()} == {
         f: sum(1 for i in images if i.ImageFamily == f) for f in ("A", "B")
     }
+
+
+def test_latest_is_the_first_of_the_family_page_even_on_a_tie(catalog: ImageCatalog) -> None:
+    for name in ("tie-b", "tie-a", "tie-c"):
+        catalog.add(image(name, days=4))
+    catalog.add(image("older", days=1))
+    page = [i.ImageName for i in catalog.page("Ubuntu 22.04", {}, 10, None).items]
+    assert page == ["tie-a", "tie-b", "tie-c", "older"]
+    assert catalog.summary("Ubuntu 22.04").newest["ImageName"] == "tie-a"
+    catalog.remove("tie-a")
+    assert catalog.summary("Ubuntu 22.04").newest["ImageName"] == "tie-b"
