@@ -640,7 +640,3 @@ class ImageCatalog:
             except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError):
                 _back_off(attempt)
         raise RuntimeError(f"could not index {token['Name']} in {fkey}: too much contention")
-
-
-def now() -> datetime:
-    return datetime.now(UTC)

@@ -530,30 +530,35 @@ class NewOSImage:
     details: dict[str, Any] = field(default_factory=dict)  # other Image fields given
 
 
+def new_image_details(f: Mapping[str, Any]) -> dict[str, Any]:
+    """The optional Image fields an Add OS Image or Create VM Image body gives."""
+    details: dict[str, Any] = {}
+    for k in _OPTIONAL_TEXT:
+        if f.get(k):
+            details[k] = _string(k, f[k])
+    for k in _URIS:
+        if f.get(k):
+            details[k] = _string(k, f[k], 2048)
+    for k in ("IsPremium", "ShowInGui"):
+        if f.get(k):
+            details[k] = parse_bool(k, f[k])
+    if f.get("PublishedDate"):
+        details["PublishedDate"] = parse_date("PublishedDate", f["PublishedDate"])
+    # Language: the catalog keeps no language; accepted and not stored.
+    return details
+
+
 def parse_add_os_image(body: bytes) -> NewOSImage:
     f = read_element(body, "OSImage", ADD_ELEMENTS)
     missing = [k for k in ("Label", "MediaLink", "Name", "OS") if not f.get(k)]
     if missing:
         raise InvalidParameter(f"Add OS Image needs {', '.join(f'<{k}>' for k in missing)}")
-    details: dict[str, Any] = {}
-    for k in _OPTIONAL_TEXT:
-        if f.get(k):
-            details[k] = _string(k, f[k])  # type: ignore[arg-type]
-    for k in _URIS:
-        if f.get(k):
-            details[k] = _string(k, f[k], 2048)  # type: ignore[arg-type]
-    for k in ("IsPremium", "ShowInGui"):
-        if f.get(k):
-            details[k] = parse_bool(k, f[k])  # type: ignore[arg-type]
-    if f.get("PublishedDate"):
-        details["PublishedDate"] = parse_date("PublishedDate", f["PublishedDate"])  # type: ignore[arg-type]
-    # Language: the catalog keeps no language; accepted and not stored.
     return NewOSImage(
         name=validate_image_name(f["Name"]),
         label=_string("Label", f["Label"]),  # type: ignore[arg-type]
         media_link=_string("MediaLink", f["MediaLink"], 2048),  # type: ignore[arg-type]
         os=parse_choice(f["OS"], OSType, "OS"),  # type: ignore[arg-type]
-        details=details,
+        details=new_image_details(f),
     )
 
 
@@ -647,19 +652,26 @@ class VmImageUpdate:
     data_disks: tuple[dict[str, str | None], ...] = ()  # Name, HostCaching, Lun as sent
 
 
+def data_disk_elements(listed: ET.Element | None, allowed: Sequence[str]) -> list[dict[str, Any]]:
+    """The `<DataDiskConfiguration>` children of a `<DataDiskConfigurations>` element."""
+    disks = []
+    for child in [] if listed is None else listed:
+        if _split(child.tag)[1] != "DataDiskConfiguration":
+            raise InvalidXmlBody(
+                "<DataDiskConfigurations> may only hold <DataDiskConfiguration> elements"
+            )
+        disks.append(children(child, "DataDiskConfiguration", allowed))
+    return disks
+
+
 def parse_update_vm_image(body: bytes) -> VmImageUpdate:
     f = children(read_root(body, "VMImage"), "VMImage", UPDATE_VM_ELEMENTS, _DISK_LIST)
     os_caching = None
     if (os_disk := f.pop("OSDiskConfiguration", None)) is not None:
         os_caching = children(os_disk, "OSDiskConfiguration", ("HostCaching",)).get("HostCaching")
-    disks = []
-    if (listed := f.pop("DataDiskConfigurations", None)) is not None:
-        for child in listed:
-            if _split(child.tag)[1] != "DataDiskConfiguration":
-                raise InvalidXmlBody(
-                    "<DataDiskConfigurations> may only hold <DataDiskConfiguration> elements"
-                )
-            disks.append(children(child, "DataDiskConfiguration", ("Name", "HostCaching", "Lun")))
+    disks = data_disk_elements(
+        f.pop("DataDiskConfigurations", None), ("Name", "HostCaching", "Lun")
+    )
     return VmImageUpdate(f, os_caching, tuple(disks))
 
 
@@ -984,44 +996,24 @@ def parse_create_vm_image(body: bytes) -> NewVMImage:
             f"<OSDiskConfiguration> needs {', '.join(f'<{k}>' for k in lacking)}"
         )
     disks: list[NewDataDisk] = []
-    if (listed := f.pop("DataDiskConfigurations", None)) is not None:
-        for child in listed:
-            if _split(child.tag)[1] != "DataDiskConfiguration":
-                raise InvalidXmlBody(
-                    "<DataDiskConfigurations> may only hold <DataDiskConfiguration> elements"
-                )
-            d = children(
-                child,
-                "DataDiskConfiguration",
-                ("HostCaching", "Lun", "MediaLink", "LogicalDiskSizeInGB"),
+    listed = f.pop("DataDiskConfigurations", None)
+    for d in data_disk_elements(listed, ("HostCaching", "Lun", "MediaLink", "LogicalDiskSizeInGB")):
+        lun = _lun(d.get("Lun"))
+        if not d.get("MediaLink"):
+            raise InvalidParameter(f"the data disk at LUN {lun} needs a <MediaLink>")
+        if any(other.lun == lun for other in disks):
+            raise InvalidParameter(f"two data disks are given LUN {lun}")
+        caching = d.get("HostCaching") or CachingMode.NONE.value
+        disks.append(
+            NewDataDisk(
+                lun,
+                parse_choice(caching, CachingMode, "DataDiskConfiguration/HostCaching"),
+                _string("MediaLink", d["MediaLink"], 2048),
             )
-            lun = _lun(d.get("Lun"))
-            if not d.get("MediaLink"):
-                raise InvalidParameter(f"the data disk at LUN {lun} needs a <MediaLink>")
-            if any(other.lun == lun for other in disks):
-                raise InvalidParameter(f"two data disks are given LUN {lun}")
-            caching = d.get("HostCaching") or CachingMode.NONE.value
-            disks.append(
-                NewDataDisk(
-                    lun,
-                    parse_choice(caching, CachingMode, "DataDiskConfiguration/HostCaching"),
-                    _string("MediaLink", d["MediaLink"], 2048),
-                )
-            )
-    details: dict[str, Any] = {}
-    for k in _OPTIONAL_TEXT:
-        if f.get(k):
-            details[k] = _string(k, f[k])
+        )
+    details = new_image_details(f)
     if details.get("ImageFamily"):
         catalog_service.check_family(details["ImageFamily"])
-    for k in _URIS:
-        if f.get(k):
-            details[k] = _string(k, f[k], 2048)
-    if f.get("ShowInGui"):
-        details["ShowInGui"] = parse_bool("ShowInGui", f["ShowInGui"])
-    if f.get("PublishedDate"):
-        details["PublishedDate"] = parse_date("PublishedDate", f["PublishedDate"])
-    # Language: the catalog keeps no language; accepted and not stored.
     return NewVMImage(
         name=validate_image_name(f["Name"]),
         label=_string("Label", f["Label"]),

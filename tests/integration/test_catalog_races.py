@@ -11,7 +11,6 @@ dates as text, `uses_media` missed VM images' disks, and far-future dates broke 
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 import uuid
@@ -26,6 +25,7 @@ from azure.data.tables import TableServiceClient
 from shared.adapters import catalog_table
 from shared.adapters.catalog_table import ImageCatalog, copy_row, family_key
 from shared.domain.images import Image, ImageKind, ImageNameTaken, OSDisk
+from tests.integration.test_catalog_table import Killed, pending_tokens
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 WAIT = 30  # seconds a test waits for a thread to reach or pass a step
@@ -58,10 +58,6 @@ def image(
         PublishedDate=T0 + timedelta(days=days),
         LogicalSizeInGB=30,
     )
-
-
-class Killed(BaseException):
-    """The writer process died here (not an Exception: nothing in the catalog catches it)."""
 
 
 class Gate:
@@ -107,11 +103,6 @@ def killed_at(catalog: ImageCatalog, step: str, nth: int = 1) -> ImageCatalog:
                 raise Killed(f"killed before {at} #{nth}")
 
     return ImageCatalog(catalog.table, before_commit=hook)
-
-
-def pending_tokens(catalog: ImageCatalog) -> int:
-    rows = catalog.table.query_entities("PartitionKey eq 'families'")
-    return sum(len(json.loads(r.get("Pending") or "{}")) for r in rows)
 
 
 def repair(catalog: ImageCatalog, *families: str) -> None:

@@ -14,10 +14,7 @@ from shared.adapters.blobs import facts, protect
 from shared.adapters.catalog_table import ImageCatalog
 from shared.domain.images import Image, ImageNotFound
 from shared.services.removal import ImageRemover
-
-
-class Killed(BaseException):
-    """The process died: nothing after it runs."""
+from tests.integration.test_catalog_table import Killed
 
 
 @pytest.fixture
