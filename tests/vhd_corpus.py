@@ -295,6 +295,14 @@ def linux_logical(directory: Path) -> Path:
     return _to_fixed_vhd(raw, directory / "linux-logical.vhd")
 
 
+def linux_cut_short(directory: Path) -> Path:
+    """The 64 MiB Linux disk cut to 40 MiB before conversion: a valid fixed VHD whose
+    partition (and ext4 file system) runs 24 MiB past the end of the disk."""
+    raw = _linux_raw(directory, "cut", LinuxLayout())
+    os.truncate(raw, 40 * MIB)
+    return _to_fixed_vhd(raw, directory / "linux-cut-short.vhd")
+
+
 def linux_unpartitioned(directory: Path) -> Path:
     """ext4 directly on the disk from sector 0: no partition table."""
     fs = _ext_image(directory, "whole", 32, LinuxLayout())
@@ -608,6 +616,7 @@ CASES: dict[str, Case] = {
     "linux_meta_bg": Case(linux_meta_bg, None),
     "linux_logical": Case(linux_logical, None),
     "linux_unpartitioned": Case(linux_unpartitioned, None),
+    "linux_cut_short": Case(linux_cut_short, None),  # valid VHD; PartitionBeyondDisk after probe
     "windows_gpt": Case(windows_gpt, None),
     "blank_fixed": Case(blank_fixed, None),
     "huge_sparse": Case(huge_sparse, None),

@@ -221,13 +221,14 @@ class DiskCheck:
 
 def check_disk(path: Path, max_size_bytes: int = 2**63) -> DiskCheck:
     """Validate `path` as a fixed VHD and probe it, as the catalog will; raises `VhdRejected`."""
-    from shared.domain.disk_probe import probe_disk
+    from shared.domain.disk_probe import check_partitions_fit, probe_disk
     from shared.domain.ranged import FileReader
     from shared.domain.vhd import validate_vhd
 
     reader = FileReader(str(path))
     footer = validate_vhd(reader, max_size_bytes=max_size_bytes)
     probe = probe_disk(reader, disk_size=footer.current_size)
+    check_partitions_fit(probe)
     parts = [f"fixed VHD, {size_text(footer.current_size)} virtual"]
     if probe.partition_style:
         parts.append(f"{probe.partition_style}")

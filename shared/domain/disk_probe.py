@@ -12,6 +12,8 @@ a `DiskProbeError` (a `CatalogError`), never IndexError, struct.error and the
 like. The lower-level readers (`read_mbr`, `read_gpt`, `detect_filesystem`,
 `Ext4Reader`, `read_ext4_file`) raise those errors; `probe_disk` turns them
 into warnings, because the probe informs while only validation rejects.
+The one thing the probe finds that rejects a disk is checked apart, by
+`check_partitions_fit`: partitions that run past the end of a cut-short disk.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Any
 
 from shared.domain.errors import CatalogError
 from shared.domain.ranged import RangeReader
+from shared.domain.vhd import VhdRejected
 
 __all__ = [
     "GPT_TYPES",
@@ -39,10 +42,12 @@ __all__ = [
     "MbrTable",
     "NoPartitionTable",
     "Partition",
+    "PartitionBeyondDisk",
     "ProbeBudgetExceeded",
     "ProbeLimitExceeded",
     "ProbeLimits",
     "UnreadableFilesystem",
+    "check_partitions_fit",
     "detect_filesystem",
     "parse_os_release",
     "probe_disk",
@@ -93,6 +98,14 @@ class ProbeBudgetExceeded(ProbeLimitExceeded):
     """The whole probe's byte budget is spent: nothing more can be read."""
 
     code = "ProbeBudgetExceeded"
+
+
+class PartitionBeyondDisk(VhdRejected):
+    """A disk that was cut short: its partition table goes on past its end."""
+
+    code = "PartitionBeyondDisk"
+    status = 400
+    summary = "A partition runs past the end of the disk: the disk was cut short."
 
 
 # --------------------------------------------------------------------------------------
@@ -390,11 +403,6 @@ def read_mbr(
                 f"MBR entry {i + 1} (type 0x{ptype:02x}) starts at sector {start} with "
                 f"{count} sectors."
             )
-        if start >= total_sectors:
-            raise InvalidPartitionTable(
-                f"MBR partition {i + 1} starts at sector {start}, beyond the end of the disk "
-                f"({total_sectors} sectors)."
-            )
         if start + count > total_sectors:
             table.warnings.append(
                 f"MBR partition {i + 1} ends at sector {start + count}, beyond the end of the "
@@ -573,7 +581,7 @@ def _read_gpt_at(view: _DiskView, lba: int, total: int, limits: ProbeLimits) -> 
         )
     if entries_lba < 2 or entries_lba * SECTOR + array_bytes > total * SECTOR:
         raise InvalidPartitionTable(f"entry array at LBA {entries_lba} lies outside the disk")
-    if not first_usable <= last_usable < total:
+    if first_usable > last_usable or first_usable >= total:
         raise InvalidPartitionTable(
             f"usable LBAs {first_usable}..{last_usable} do not fit the disk ({total} sectors)"
         )
@@ -587,6 +595,12 @@ def _read_gpt_at(view: _DiskView, lba: int, total: int, limits: ProbeLimits) -> 
         last_usable_lba=last_usable,
         used_backup=False,
     )
+    if last_usable >= total:
+        # A valid header for a larger disk: the disk was cut short, taking the backup GPT.
+        table.warnings.append(
+            f"The GPT was written for a larger disk (usable sectors up to LBA {last_usable}) "
+            f"than this one ({total} sectors): the disk was cut short."
+        )
     for i in range(num_entries):
         entry = array[i * entry_size : (i + 1) * entry_size]
         if entry[:16] == b"\0" * 16:
@@ -600,8 +614,6 @@ def _read_gpt_at(view: _DiskView, lba: int, total: int, limits: ProbeLimits) -> 
             table.warnings.append(
                 f"GPT partition {i + 1} ends at LBA {last}, beyond the end of the disk."
             )
-        if first >= total:
-            continue
         name = entry[56:128].decode("utf-16-le", "replace").split("\0", 1)[0]
         table.partitions.append(
             Partition(
@@ -1254,6 +1266,30 @@ def probe_disk(
     result.reads = view.reads
     result.bytes_read = view.bytes_read
     return result
+
+
+def check_partitions_fit(probe: DiskProbe) -> None:
+    """Reject a disk whose partitions run past its end: it was cut short and won't boot.
+
+    Raises `PartitionBeyondDisk` naming each such partition, where it ends and
+    how big the disk is. OS disks and data disks alike: a cut file system is
+    broken whatever the disk is for.
+    """
+    beyond = [p for p in probe.partitions if p.end > probe.disk_size]
+    if not beyond:
+        return
+    described = "; ".join(
+        f"partition {p.index} ({p.type_name}{f' {p.name!r}' if p.name else ''}, {p.type}) "
+        f"ends at byte {p.end}"
+        for p in beyond[:4]
+    )
+    more = f" (and {len(beyond) - 4} more)" if len(beyond) > 4 else ""
+    raise PartitionBeyondDisk(
+        f"{described}{more}, but the disk is only {probe.disk_size} bytes: the disk was cut "
+        "short (truncated while it was copied, converted or uploaded), so its file systems "
+        "are incomplete and it won't boot. Convert the whole source disk again (`qemu-img "
+        "convert -O vpc -o subformat=fixed,force_size=on`) and upload the complete file."
+    )
 
 
 def _probe(view: _DiskView, result: DiskProbe, limits: ProbeLimits) -> None:

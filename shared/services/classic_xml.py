@@ -46,7 +46,7 @@ from shared.adapters.blobs import (
     release,
 )
 from shared.adapters.catalog_table import ImageCatalog
-from shared.domain.disk_probe import probe_disk
+from shared.domain.disk_probe import check_partitions_fit, probe_disk
 from shared.domain.errors import (
     CatalogError,
     Conflict,
@@ -882,6 +882,7 @@ def our_disk(blobs: BlobServiceClient, link: str, what: str, max_bytes: int) -> 
 def _probed(disk: OurDisk, os: OSType) -> dict[str, Any]:
     """What the OS disk's probe adds to an image: generation, probe data, warnings."""
     probe = probe_disk(disk.reader, disk_size=disk.size_bytes)
+    check_partitions_fit(probe)
     warnings = list(probe.warnings)
     if probe.os in ("Linux", "Windows") and probe.os != os:
         warnings.append(f"The request says OS={os} but the disk looks like {probe.os}.")

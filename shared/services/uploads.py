@@ -25,7 +25,7 @@ from pydantic import ValidationError
 from shared.adapters.blobs import BlobFacts, BlobRangeReader, DiskLeaseHeld, facts, protect, release
 from shared.adapters.catalog_table import ImageCatalog
 from shared.adapters.uploads_table import UploadOutcomes
-from shared.domain.disk_probe import DiskProbe, probe_disk
+from shared.domain.disk_probe import DiskProbe, check_partitions_fit, probe_disk
 from shared.domain.errors import CatalogError, describe_validation_error
 from shared.domain.images import (
     DataDisk,
@@ -226,6 +226,7 @@ def _judge(
     outcome.VirtualSizeInBytes = footer.current_size
     outcome.Detected = _detected(probe)
     outcome.Warnings = list(probe.warnings)
+    check_partitions_fit(probe)  # OS and data disks alike: a cut-short disk is broken
     if outcome.Kind == UploadKind.VM_DISK:
         outcome.Reason = "validated; it becomes part of a VM image when its manifest is registered"
         return

@@ -107,6 +107,32 @@ def test_every_broken_or_unsupported_disk_is_rejected_with_its_code(
     assert storage.blobs.get_blob_client("uploads", name).get_blob_properties().etag == etag
 
 
+def test_a_disk_cut_short_is_rejected_as_an_os_disk_and_as_a_data_disk(
+    catalog_app, storage, disk
+) -> None:
+    name = unique("cut")
+    etag = drop(storage, disk("linux_cut_short"), name, {"os": "Linux"})
+    result = outcome(catalog_app, name)
+    assert (result["Status"], result["Error"]["Code"]) == ("Rejected", "PartitionBeyondDisk")
+    assert "67108864" in result["Error"]["Message"] and "41943040" in result["Error"]["Message"]
+    props = storage.blobs.get_blob_client("uploads", name).get_blob_properties()
+    assert (props.etag, props.lease.state) == (etag, "available")  # kept as uploaded, not held
+    stem = f"cutvm-{uuid.uuid4().hex[:6]}"
+    drop(storage, disk("linux_ext4_mbr"), f"{stem}.image/os.vhd")
+    drop(storage, disk("linux_cut_short"), f"{stem}.image/data0.vhd")
+    _manifest(
+        storage,
+        f"{stem}.image.json",
+        {
+            "OSDisk": {"Blob": f"{stem}.image/os.vhd"},
+            "DataDisks": [{"Blob": f"{stem}.image/data0.vhd", "Lun": 0}],
+        },
+    )
+    error = outcome(catalog_app, f"{stem}.image.json")["Error"]
+    assert error["Code"] == "ManifestDiskInvalid"
+    assert "LUN 0" in error["Message"] and "PartitionBeyondDisk" in error["Message"]
+
+
 def test_a_block_blob_is_told_how_to_upload_as_a_page_blob(catalog_app, storage, disk) -> None:
     name = unique("block")
     drop(storage, disk("linux_ext4_mbr"), name, page=False)

@@ -230,6 +230,19 @@ def test_a_broken_disk_is_1_before_any_request(serve, corpus_path, capsys) -> No
     assert adapter.requests == []
 
 
+def test_a_disk_cut_short_is_1_before_any_request_or_blob(
+    serve, corpus_path, capsys, monkeypatch
+) -> None:
+    adapter = serve(lambda r: (200, {}))
+    storage: list[object] = []
+    monkeypatch.setattr("vmimage.upload.blob_service", lambda *a: storage.append(a))
+    assert run("upload", str(corpus_path("linux_cut_short")), "--name", "cut.vhd") == 1
+    err = capsys.readouterr().err
+    assert err.startswith("vmimage: error: PartitionBeyondDisk: linux-cut-short.vhd: partition 1 ")
+    assert "67108864" in err and "41943040" in err and "nothing was uploaded" in err
+    assert adapter.requests == [] and storage == []
+
+
 def test_commands_table_covers_the_parser() -> None:
     parser = cli.build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from shared.domain.disk_probe import PartitionBeyondDisk
 from shared.domain.vhd import DynamicVhdNotSupported
 from vmimage import upload as up
 from vmimage.upload import CHUNK, check_disk, data_chunks, upload_disk, upload_page_blob
@@ -206,6 +207,8 @@ def test_the_local_check_is_the_catalogs(corpus_path) -> None:
     assert "fixed VHD" in check.summary and "MBR" in check.summary
     with pytest.raises(DynamicVhdNotSupported):
         check_disk(corpus_path("dynamic_vhd"))
+    with pytest.raises(PartitionBeyondDisk):  # what the probe finds rejects too
+        check_disk(corpus_path("linux_cut_short"))
 
 
 def test_storage_defaults_to_the_local_emulator() -> None:

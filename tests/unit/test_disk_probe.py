@@ -29,8 +29,10 @@ from shared.domain.disk_probe import (
     FileNotFoundOnDisk,
     InvalidPartitionTable,
     NoPartitionTable,
+    PartitionBeyondDisk,
     ProbeLimitExceeded,
     ProbeLimits,
+    check_partitions_fit,
     detect_filesystem,
     parse_os_release,
     probe_disk,
@@ -278,6 +280,53 @@ def test_missing_protective_mbr_warns(corpus_path: CorpusPath) -> None:
         reader.close()
     assert probe.partition_style == "GPT" and probe.os == "Windows"
     assert any("protective MBR missing" in w for w in probe.warnings)
+
+
+def test_a_disk_cut_short_is_rejected_naming_the_partition_and_both_sizes(
+    corpus_path: CorpusPath,
+) -> None:
+    probe, _ = _probe(corpus_path("linux_cut_short"))
+    assert probe.disk_size == 40 * MIB
+    assert [(p.index, p.end) for p in probe.partitions] == [(1, 64 * MIB)]
+    with pytest.raises(PartitionBeyondDisk) as cut:
+        check_partitions_fit(probe)
+    assert (cut.value.code, cut.value.status) == ("PartitionBeyondDisk", 400)
+    message = cut.value.message
+    assert "partition 1 (Linux, 0x83) ends at byte 67108864" in message
+    assert "the disk is only 41943040 bytes" in message
+    assert "cut short" in message and "upload the complete file" in message
+
+
+def test_a_cut_gpt_disk_is_read_from_its_primary_header_and_rejected(
+    corpus_path: CorpusPath,
+) -> None:
+    # The backup GPT went with the cut; the primary header still describes the whole disk.
+    reader = FileReader(str(corpus_path("windows_gpt")))
+    probe = probe_disk(reader, disk_size=64 * MIB)
+    assert probe.partition_style == "GPT" and len(probe.partitions) == 3
+    assert any("written for a larger disk" in w for w in probe.warnings)
+    with pytest.raises(
+        PartitionBeyondDisk, match="partition 3 \\(Microsoft basic data 'Basic data partition'"
+    ) as cut:
+        check_partitions_fit(probe)
+    assert "partition 1 " not in cut.value.message  # the ESP and MSR still fit
+
+
+def test_partitions_starting_past_the_end_are_named_too(corpus_path: CorpusPath) -> None:
+    # Cut before the swap partition (56..64 MiB): it starts past the end of the disk.
+    reader = FileReader(str(corpus_path("linux_with_swap")))
+    probe = probe_disk(reader, disk_size=40 * MIB)
+    assert [p.index for p in probe.partitions] == [1, 2]
+    with pytest.raises(PartitionBeyondDisk) as cut:
+        check_partitions_fit(probe)
+    assert "partition 1 (Linux, 0x83)" in cut.value.message
+    assert "partition 2 (Linux swap, 0x82)" in cut.value.message
+
+
+@pytest.mark.parametrize("case", [*LINUX_DISKS, "windows_gpt", "blank_fixed", "huge_sparse"])
+def test_whole_disks_fit(case: str, corpus_path: CorpusPath) -> None:
+    probe, _ = _probe(corpus_path(case))
+    check_partitions_fit(probe)
 
 
 def test_probe_budget_stops_cleanly(corpus_path: CorpusPath) -> None:
