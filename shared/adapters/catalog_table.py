@@ -8,13 +8,18 @@ Partitions (all in one table):
                       so one family is a single-partition range, newest first.
 - `families`          RowKey `<family>`: the family's summary (count, newest image overall
                       and per OS), so the families list and "latest" never read images.
+- `disk|<account/container/blob>`  RowKey `claim`: which image's change holds the disk.
+                      A disk belongs to at most one image: creating this row is the claim.
 
 No entity-group transaction spans partitions, so a change is made in steps, and
 the image row is the commit point:
 1. *mark*: each family the change touches gets a pending token in its summary row
    (the name, the index row key, a revision, the time);
+   A new image then *claims* each of its disks (the claim row names the change), and
+   the caller leases them with a lease id bound to that claim;
 2. *commit*: the image row is created, replaced or deleted (ETag-guarded; creating
-   it is what makes a name taken, in any letter case);
+   it is what makes a name taken, in any letter case); it carries the id of the
+   change that claimed its disks, so a claim is live only while its image row says so;
 3. *index*: the family's copy is written or deleted to match the image row now,
    never older than what is there (each copy carries its image's revision);
 4. *summary*: the family's summary is recomputed from its partition and the token
@@ -25,12 +30,16 @@ the family's partition and let the image row decide each pending name (the slow
 path, taken only while a change is under way or after a writer died mid-way). So
 a crash between any two writes leaves readers the state before or after the
 change, never a mix; the next writer in that family finishes any token older
-than `stale_after`. Names, families and filters reach storage as parameters,
+than `stale_after`. A claim whose change was fenced, or whose image is gone, is dead:
+the next claimer of that disk takes it over (deleting the fence first when the
+claimer is a retry of the same request, or the claim is stale), and moves the
+lease from the dead claim's id to its own. Names, families and filters reach storage as parameters,
 never spliced into OData text.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import random
@@ -52,22 +61,27 @@ from azure.core.exceptions import (
 )
 from azure.data.tables import TableClient, TableTransactionError, UpdateMode
 
-from shared.domain.images import Image, ImageNameTaken, ImageNotFound, image_key
+from shared.domain.images import DiskInUse, Image, ImageNameTaken, ImageNotFound, image_key
 
 IMAGE = "image|"  # partition prefix of the image rows
 IMAGE_ROW = "image"
 FENCE = "fence|"  # RowKey prefix of a change's fence row, beside its image row
 FAMILY = "family|"  # partition prefix of a family's copies
 FAMILIES = "families"  # the partition of family summaries
+CLAIM = "disk|"  # partition prefix of a disk's claim
+CLAIM_ROW = "claim"
 IMAGE_RANGE = (IMAGE, IMAGE[:-1] + "}")  # '}' sorts right after '|'
+CLAIM_RANGE = (CLAIM, CLAIM[:-1] + "}")
 _JSON_FIELDS = ("OSDiskConfiguration", "DataDiskConfigurations", "Probe", "Warnings")
-_OWN_FIELDS = ("PartitionKey", "RowKey", "Rev")
+_OWN_FIELDS = ("PartitionKey", "RowKey", "Rev", "ClaimId")
+_LEASE_NAMESPACE = uuid.UUID("0d7f3a52-5c1e-4c7b-8f7e-2b9c41d6a3e8")
 _MAX_TRIES = 20
 STALE_AFTER = timedelta(minutes=2)
 
 # A key holds at most 1 KiB (512 UTF-16 characters); a copy's row key is
 # `<18 digits>|<image name, up to 256>`, and a family partition `family|<family key>`.
 _MAX_FAMILY_KEY = 228
+_MAX_DISK_KEY = 460
 _COPY_ROW = re.compile(r"\d{18}\|[a-z0-9][a-z0-9._-]{0,255}")
 
 
@@ -81,6 +95,48 @@ def family_key(family: str) -> str:
         return quoted
     digest = hashlib.sha256(quoted.encode()).hexdigest()[:32]
     return f"{quoted[: _MAX_FAMILY_KEY - 32]}~{digest}"
+
+
+def disk_key(account: str, path: str) -> str:
+    """A disk's key: `account/container/blob` (blob names keep their letter case), quoted
+    for a key; a too-long one keeps a prefix plus a digest, one longer than any quoted key."""
+    container, _, blob = path.partition("/")
+    raw = f"{account.lower()}/{container.lower()}/{blob}"
+    quoted = quote(raw, safe="")
+    if len(quoted) <= _MAX_DISK_KEY:
+        return quoted
+    digest = hashlib.sha256(raw.encode()).hexdigest()[:32]
+    return f"{quoted[: _MAX_DISK_KEY - 32]}~{digest}"
+
+
+def claim_partition(account: str, path: str) -> str:
+    return CLAIM + disk_key(account, path)
+
+
+def claim_lease_id(account: str, path: str, claim_id: str) -> str:
+    """The lease id of a disk held under a claim: it belongs to that image's change,
+    never to the path, so another image's lease id never matches it."""
+    return str(uuid.uuid5(_LEASE_NAMESPACE, f"{disk_key(account, path)}|{claim_id}"))
+
+
+@dataclass(frozen=True)
+class DiskLease:
+    """A disk claimed for an image: the lease to hold on it, and the lease ids of
+    dead claims it took over (the blob may still be leased under one of those)."""
+
+    path: str  # container/blob
+    lease_id: str
+    previous: tuple[str, ...] = ()
+
+
+class DiskGuard:
+    """What the catalog asks of the blob side while it registers an image (no-ops here)."""
+
+    def hold(self, leases: list[DiskLease]) -> None:
+        """Lease each disk under its claim's lease id (taking over a previous lease)."""
+
+    def release(self, leases: list[DiskLease]) -> None:
+        """Give up the leases `hold` took (the registration did not happen)."""
 
 
 def _newest_first(published: datetime) -> str:
@@ -123,8 +179,11 @@ def _entity(image: Image, partition: str, row: str, rev: str) -> dict[str, Any]:
     return entity
 
 
-def image_entity(image: Image, rev: str) -> dict[str, Any]:
-    return _entity(image, image_partition(image.ImageName), IMAGE_ROW, rev)
+def image_entity(image: Image, rev: str, claim_id: str | None = None) -> dict[str, Any]:
+    entity = _entity(image, image_partition(image.ImageName), IMAGE_ROW, rev)
+    if claim_id:
+        entity["ClaimId"] = claim_id
+    return entity
 
 
 def copy_entity(image: Image, rev: str) -> dict[str, Any]:
@@ -236,6 +295,11 @@ class Change:
 
     token: dict[str, str]
     families: dict[str, str]
+    fenced: bool = False
+
+    @property
+    def id(self) -> str:
+        return self.token["Id"]
 
     @property
     def fence(self) -> dict[str, str]:
@@ -265,10 +329,12 @@ class ImageCatalog:
         table: TableClient,
         before_commit: Callable[[str], None] | None = None,
         stale_after: timedelta = STALE_AFTER,
+        account: str = "devstoreaccount1",
     ):
         self.table = table
         self.before_commit = before_commit
         self.stale_after = stale_after
+        self.account = account  # the storage account whose disks the claims name
 
     # -- reads ------------------------------------------------------------------
     def _read(self, partition: str, row: str) -> Any | None:
@@ -444,25 +510,163 @@ class ImageCatalog:
         if self.before_commit is not None:
             self.before_commit(step)
 
-    def add(self, image: Image) -> Image:
-        """Register a new image; ImageNameTaken if any image (any letter case) has the name."""
+    def add(self, image: Image, owner: str | None = None, guard: DiskGuard | None = None) -> Image:
+        """Register a new image; ImageNameTaken if any image (any letter case) has the name,
+        DiskInUse (naming the image) if another image holds one of its disks.
+
+        Each disk in `image.disk_blobs` is claimed for this change, then `guard` leases
+        them, then the image row commits. `owner` names the request (an upload's blob
+        version, a capture's operation): a claim left by an earlier attempt of the same
+        request is taken over at once instead of after `stale_after`.
+        """
+        disks = list(dict.fromkeys(image.disk_blobs))
+        guard = guard or DiskGuard()
         for _ in range(_MAX_TRIES):
             rev = _rev()
-            change = self._mark([image.ImageFamily], image, rev)
+            change = self._mark([image.ImageFamily], image, rev, fenced=bool(disks))
+            leases: list[DiskLease] = []
             try:
-                self._commit(change, [("create", image_entity(image, rev))])
+                for path in disks:
+                    leases.append(self._claim(change, image.ImageName, path, owner))
+                guard.hold(leases)
+                claim_id = change.id if disks else None
+                self._commit(change, [("create", image_entity(image, rev, claim_id))])
             except TableTransactionError as e:
-                self._settle(change)
+                self._abandon(change, leases, guard)
                 if self.find(image.ImageName) is not None:
                     raise ImageNameTaken(
                         f"an image named '{image.ImageName}' already exists; choose another name"
                     ) from e
                 continue  # fenced: a writer took this one for dead; mark again
+            except Exception:  # not on a crash: then the claims stay until taken over
+                self._abandon(change, leases, guard)
+                raise
             self._settle(change)
             return image
         raise RuntimeError(f"could not register {image.ImageName}: too much contention")
 
+    # -- disk claims ----------------------------------------------------------
+    def _claim(self, change: Change, name: str, path: str, owner: str | None) -> DiskLease:
+        """Claim one disk for this change (creating the claim row, or taking over a dead one)."""
+        pk = claim_partition(self.account, path)
+        mine = {
+            "PartitionKey": pk,
+            "RowKey": CLAIM_ROW,
+            "Image": name,
+            "Change": change.id,
+            "Owner": owner or "",
+            "Disk": path,
+            "At": datetime.now(UTC).isoformat(),
+        }
+        lease_id = claim_lease_id(self.account, path, change.id)
+        for attempt in range(_MAX_TRIES):
+            self._step("claim")
+            try:
+                self.table.create_entity(mine)
+                return DiskLease(path, lease_id)
+            except ResourceExistsError:
+                pass
+            held = self._read(pk, CLAIM_ROW)
+            if held is None:
+                continue
+            if held["Change"] == change.id:
+                return DiskLease(path, lease_id)
+            self._bury(held, owner)
+            self._step("claim")
+            try:
+                self.table.update_entity(mine, mode=UpdateMode.REPLACE, **_etag(held))
+            except (ResourceModifiedError, ResourceNotFoundError):
+                _back_off(attempt)
+                continue
+            previous = claim_lease_id(self.account, path, held["Change"])
+            return DiskLease(path, lease_id, (previous,))
+        raise RuntimeError(f"could not claim the disk {path}: too much contention")
+
+    def _bury(self, held: Any, owner: str | None) -> None:
+        """Make sure another change's claim is dead, or raise DiskInUse naming its image.
+
+        A change whose fence row is gone can never commit, so the fence is looked at
+        first (and removed when the claim may be taken over), then the image row.
+        """
+        name, cid, path = held["Image"], held["Change"], held.get("Disk", "")
+        fence = self._read(image_partition(name), FENCE + cid)
+        if fence is not None:
+            age = datetime.now(UTC) - datetime.fromisoformat(held["At"])
+            if not (owner and held.get("Owner") == owner) and age < self.stale_after:
+                raise DiskInUse(
+                    f"the disk {path} is being registered as the image '{name}'; "
+                    "a disk belongs to at most one image",
+                    image_name=name,
+                )
+            self._step("fence")
+            with contextlib.suppress(ResourceNotFoundError):
+                self.table.delete_entity(image_partition(name), FENCE + cid)
+        truth = self._read(image_partition(name), IMAGE_ROW)
+        if truth is not None and truth.get("ClaimId") == cid:
+            raise DiskInUse(
+                f"the disk {path} belongs to the image '{truth['ImageName']}'; a disk belongs "
+                "to at most one image (remove that image first, or copy the disk)",
+                image_name=truth["ImageName"],
+            )
+
+    def _abandon(self, change: Change, leases: list[DiskLease], guard: DiskGuard) -> None:
+        """Undo a registration that will not commit: fence it, give the disks back."""
+        if change.fenced:
+            self._step("fence")
+            with contextlib.suppress(ResourceNotFoundError):
+                self.table.delete_entity(change.fence["PartitionKey"], change.fence["RowKey"])
+        if leases:
+            guard.release(leases)
+            self.unclaim([lease.path for lease in leases], change.id)
+        self._settle(change)
+
+    def unclaim(self, paths: Iterable[str], claim_id: str) -> None:
+        """Delete these disks' claims if they are still this change's (idempotent)."""
+        for path in paths:
+            pk = claim_partition(self.account, path)
+            held = self._read(pk, CLAIM_ROW)
+            if held is None or held["Change"] != claim_id:
+                continue
+            self._step("unclaim")
+            with contextlib.suppress(ResourceModifiedError, ResourceNotFoundError):
+                self.table.delete_entity(pk, CLAIM_ROW, **_etag(held))
+
+    def claim_of(self, path: str) -> dict[str, Any] | None:
+        """The disk's claim row, if any (live or dead)."""
+        row = self._read(claim_partition(self.account, path), CLAIM_ROW)
+        return None if row is None else dict(row)
+
+    def holder(self, path: str) -> str | None:
+        """The name of the image that holds this disk now (a live claim), or None."""
+        held = self.claim_of(path)
+        if held is None:
+            return None
+        truth = self._read(image_partition(held["Image"]), IMAGE_ROW)
+        if truth is not None and truth.get("ClaimId") == held["Change"]:
+            return str(truth["ImageName"])
+        return None
+
+    def claims(self) -> Iterator[dict[str, Any]]:
+        """Every claim row (for the invariant check)."""
+        lo, hi = CLAIM_RANGE
+        rows = self.table.query_entities(
+            "PartitionKey ge @lo and PartitionKey lt @hi",
+            parameters={"lo": lo, "hi": hi},
+            results_per_page=1000,
+        )
+        return (dict(r) for r in rows)
+
+    def claim_id(self, name: str) -> str | None:
+        """The id of the change whose claims hold this image's disks (None: no claims)."""
+        row = self._read(image_partition(name), IMAGE_ROW)
+        return None if row is None else row.get("ClaimId")
+
     def remove(self, name: str) -> Image:
+        return self.remove_claimed(name)[0]
+
+    def remove_claimed(self, name: str) -> tuple[Image, str | None]:
+        """Unpublish the image; returns it with the id of the claims on its disks,
+        which the caller then releases (`unclaim`)."""
         for _ in range(_MAX_TRIES):
             entity = self._image_entity(name)
             image = from_entity(entity)
@@ -473,7 +677,7 @@ class ImageCatalog:
                 self._settle(change)
                 continue
             self._settle(change)
-            return image
+            return image, entity.get("ClaimId")
         raise RuntimeError(f"could not remove {name}: too much contention")
 
     def update(self, name: str, changes: dict[str, Any]) -> Image:
@@ -486,7 +690,8 @@ class ImageCatalog:
             change = self._mark([old.ImageFamily, new.ImageFamily], new, rev)
             replace = {"mode": UpdateMode.REPLACE, **_etag(entity)}
             try:
-                self._commit(change, [("update", image_entity(new, rev), replace)])
+                row = image_entity(new, rev, entity.get("ClaimId"))
+                self._commit(change, [("update", row, replace)])
             except TableTransactionError:
                 self._settle(change)
                 continue
@@ -503,12 +708,14 @@ class ImageCatalog:
     def _commit(self, change: Change, operations: list[Any]) -> None:
         """Step 2, in the image's partition: the image row, and the change's fence row
         deleted in the same transaction, so a fenced change can no longer commit."""
-        if change.families:
+        if change.fenced:
             operations = [*operations, ("delete", change.fence)]
         self._step("commit")
         self.table.submit_transaction(operations)
 
-    def _mark(self, families: list[str | None], image: Image, rev: str) -> Change:
+    def _mark(
+        self, families: list[str | None], image: Image, rev: str, fenced: bool = False
+    ) -> Change:
         """Step 1: a fence row beside the image row, then a pending token in each family
         the change touches (a copy's row key is bound to the image's date, which no
         update changes)."""
@@ -520,8 +727,8 @@ class ImageCatalog:
             "At": datetime.now(UTC).isoformat(),
         }
         keys = {family_key(f): f for f in families if f}
-        change = Change(token, keys)
-        if keys:
+        change = Change(token, keys, fenced=fenced or bool(keys))
+        if change.fenced:
             self._step("mark")
             self.table.upsert_entity(change.fence)
         for family in keys.values():

@@ -10,13 +10,14 @@ one namespace of names. Field names follow the classic cmdlets so that
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
-from shared.domain.errors import Conflict, InvalidParameter, NotFound
+from shared.domain.errors import CatalogError, Conflict, InvalidParameter, NotFound
 
 
 class ImageKind(StrEnum):
@@ -65,6 +66,22 @@ class ImageNameTaken(Conflict):
     code = "ImageNameTaken"
 
 
+class DiskInUse(Conflict):
+    """The disk already belongs to an image (a disk belongs to at most one)."""
+
+    code = "DiskInUse"
+
+    def __init__(self, message: str, *, image_name: str | None = None) -> None:
+        super().__init__(message)
+        self.image_name = image_name
+
+
+class DiskLeased(Conflict):
+    """The disk is leased by someone outside the catalog, so it can't be protected."""
+
+    code = "DiskLeased"
+
+
 class PlatformImageReadOnly(Conflict):
     code = "PlatformImageReadOnly"
     status = 403
@@ -105,6 +122,102 @@ def parse_choice(value: str, enum: type[StrEnum], field: str) -> Any:
     raise InvalidParameter(f"{field} must be one of {allowed}, not '{str(value)[:80]}'")
 
 
+# -- Text fields ---------------------------------------------------------------------
+# Every way in (upload metadata, manifests, PATCH, the classic API, captures) checks an
+# image's text with the rules below: through the Image model's fields, or `check_text`
+# where a value arrives on its own and the error must name where it came from.
+
+# C0 controls (tab and newlines too), DEL, C1 controls, surrogates (in a str always
+# lone: JSON's "\ud800" decodes to one) and U+FFFE/U+FFFF, which XML can't carry.
+_NOT_TEXT = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+# The same in JSON Schema (ECMA-262) terms, for the OpenAPI document: a character, and
+# one that is not whitespace. (Without the u flag a class can't tell a lone surrogate
+# from half of a pair, so those are left to the services.)
+_CHAR = r"[^\x00-\x1f\x7f-\x9f\uFFFE\uFFFF]"
+_SOLID = r"[^\s\x00-\x1f\x7f-\x9f\uFFFE\uFFFF]"
+
+
+@dataclass(frozen=True)
+class TextRule:
+    """What a text field may hold: at most `max_len` printable characters."""
+
+    max_len: int
+    required: bool = False  # not empty, nor only whitespace
+    trimmed: bool = False  # no whitespace at either end
+
+    def check(self, value: Any) -> str:
+        """`value` as given if it keeps the rule; else a ValueError that never echoes it."""
+        if not isinstance(value, str):
+            raise ValueError("must be a string")
+        if len(value) > self.max_len:
+            raise ValueError(f"must be at most {self.max_len} characters, not {len(value)}")
+        if bad := _NOT_TEXT.search(value):
+            c = ord(bad.group())
+            kind = (
+                "a lone surrogate"
+                if 0xD800 <= c <= 0xDFFF
+                else "a noncharacter"
+                if c >= 0xFFFE
+                else "a control character"
+            )
+            raise ValueError(f"must not contain {kind} (U+{c:04X} at offset {bad.start()})")
+        if self.required and not value.strip():
+            raise ValueError("must not be empty")
+        if self.trimmed and value != value.strip():
+            raise ValueError("must not start or end with whitespace")
+        return value
+
+    @property
+    def pattern(self) -> str:
+        """The rule, lengths aside, as a JSON Schema pattern."""
+        if self.trimmed:
+            body = f"{_SOLID}(?:{_CHAR}*{_SOLID})?"
+            return f"^{body}$" if self.required else f"^(?:{body})?$"
+        return f"^{_CHAR}*{_SOLID}{_CHAR}*$" if self.required else f"^{_CHAR}*$"
+
+
+# The limits each way in had before they shared these (PATCH and classic: 4096).
+LABEL = TextRule(4096, required=True)
+DESCRIPTION = TextRule(4096)
+EULA = TextRule(4096)
+# A family is a key and a query filter (`family=`, at most 256): one spelling per family.
+FAMILY = TextRule(256, required=True, trimmed=True)
+VM_SIZE = TextRule(64)
+URI = TextRule(2048)
+TEXT = TextRule(4096)
+
+
+def _text(rule: TextRule) -> Any:
+    return Annotated[
+        str,
+        Field(
+            min_length=1 if rule.required else 0,
+            max_length=rule.max_len,
+            json_schema_extra={"pattern": rule.pattern},
+        ),
+        AfterValidator(rule.check),
+    ]
+
+
+LabelText = _text(LABEL)
+DescriptionText = _text(DESCRIPTION)
+EulaText = _text(EULA)
+FamilyName = _text(FAMILY)
+VmSize = _text(VM_SIZE)
+UriText = _text(URI)
+PlainText = _text(TEXT)
+
+
+def check_text(
+    field: str, value: Any, rule: TextRule, error: type[CatalogError] = InvalidParameter
+) -> str:
+    """`value` if it keeps `rule`; else `error` naming `field` (and never echoing the value)."""
+    try:
+        return rule.check(value)
+    except ValueError as e:
+        raise error(f"{field}: {e}") from None
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", use_enum_values=True, populate_by_name=True)
 
@@ -141,26 +254,26 @@ class DataDisk(_Model):
 class Image(_Model):
     ImageName: str
     ImageType: ImageKind = ImageKind.OS
-    Label: str
-    Description: str | None = None
-    ImageFamily: str | None = None
+    Label: LabelText
+    Description: DescriptionText | None = None
+    ImageFamily: FamilyName | None = None
     OS: OSType
     Category: ImageCategory = ImageCategory.USER
-    PublisherName: str | None = None
+    PublisherName: PlainText | None = None
     PublishedDate: datetime
     LogicalSizeInGB: int = Field(ge=0)
     MediaLink: str | None = None
     OSDiskConfiguration: OSDisk | None = None
     DataDiskConfigurations: list[DataDisk] = Field(default_factory=list)
-    RecommendedVMSize: str | None = None
-    Eula: str | None = None
+    RecommendedVMSize: VmSize | None = None
+    Eula: EulaText | None = None
     IsPremium: bool = False
     ShowInGui: bool = True
-    Location: str | None = None
-    IconUri: str | None = None
-    SmallIconUri: str | None = None
-    PrivacyUri: str | None = None
-    PricingDetailLink: str | None = None
+    Location: PlainText | None = None
+    IconUri: UriText | None = None
+    SmallIconUri: UriText | None = None
+    PrivacyUri: UriText | None = None
+    PricingDetailLink: UriText | None = None
     # Our additions
     Source: ImageSource = ImageSource.API
     CreatedTime: datetime = Field(default_factory=lambda: datetime.now(UTC))
@@ -207,5 +320,13 @@ def image_key(name: str) -> str:
 
 # Fields a user may change (Update OS Image / Update VM Image allow these).
 UPDATABLE_FIELDS = ("Label", "Description", "ImageFamily", "Eula", "RecommendedVMSize", "ShowInGui")
+# The rule of each updatable text field, for the ways in that check one field at a time.
+TEXT_RULES = {
+    "Label": LABEL,
+    "Description": DESCRIPTION,
+    "ImageFamily": FAMILY,
+    "Eula": EULA,
+    "RecommendedVMSize": VM_SIZE,
+}
 # Fields `select=` may name.
 SELECTABLE_FIELDS = tuple(Image.model_fields)

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from shared.domain.errors import Conflict, InvalidParameter, NotFound
-from shared.domain.images import CachingMode, OSType
+from shared.domain.images import URI, CachingMode, OSType
 from shared.domain.uploads import utcnow
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
@@ -46,7 +46,7 @@ def validate_vm_name(value: str, what: str = "VM name") -> str:
 def _https_or_http_url(v: str) -> str:
     if not isinstance(v, str) or not re.fullmatch(r"https?://[^\s?#]+/[^\s?#]+", v):
         raise ValueError("must be the blob's URL (http(s)://account/container/blob.vhd), no SAS")
-    return v
+    return URI.check(v)
 
 
 BlobUrl = Annotated[str, Field(max_length=2048), AfterValidator(_https_or_http_url)]
@@ -95,3 +95,8 @@ class VirtualMachine(VmBody):
 
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
+
+    @property
+    def disk_links(self) -> list[str]:
+        """The MediaLink of every disk: the OS disk first, then the data disks."""
+        return [self.OSDisk.MediaLink, *(d.MediaLink for d in self.DataDisks)]

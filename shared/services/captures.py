@@ -25,8 +25,14 @@ from urllib.parse import unquote, urlparse
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.storage.blob import BlobClient, BlobServiceClient
 
-from shared.adapters.blobs import delete_protected, facts, protect
-from shared.adapters.catalog_table import ImageCatalog
+from shared.adapters.blobs import (
+    BlobDiskGuard,
+    BlobFacts,
+    BlobRangeReader,
+    delete_protected,
+    facts,
+)
+from shared.adapters.catalog_table import ImageCatalog, claim_lease_id
 from shared.adapters.operations_table import Operations
 from shared.adapters.vms_table import VmInventory
 from shared.domain.captures import (
@@ -49,7 +55,9 @@ from shared.domain.images import (
 )
 from shared.domain.operations import Operation, new_operation_id
 from shared.domain.uploads import utcnow
+from shared.domain.vhd import VhdRejected, validate_vhd
 from shared.domain.vms import VirtualMachine, VmNotStopped, VmState
+from shared.services.registration import owner_of_operation, publish
 from shared.telemetry import log_event
 
 log = logging.getLogger(__name__)
@@ -63,6 +71,12 @@ class DiskBlobNotFound(NotFound):
 
 class DiskNotInAccount(InvalidParameter):
     code = "DiskNotInAccount"
+
+
+class NotAVmDisk(InvalidParameter):
+    """A capture takes only VM disks: fixed-VHD page blobs in the VM disk containers."""
+
+    code = "NotAVmDisk"
 
 
 class CopyFailed(CatalogError):
@@ -79,6 +93,8 @@ class CaptureDeps:
     operations: Operations
     before_step: Callable[[str], None] | None = None  # tests: "kill" the worker at a step
     copy_timeout_seconds: float = 1800.0
+    vm_disk_containers: tuple[str, ...] = ("vhds",)  # where VM disks live (VHDS_CONTAINER)
+    max_disk_bytes: int = 32767 * GIB
 
     def step(self, name: str, op: Operation) -> Operation:
         if self.before_step is not None:
@@ -197,32 +213,43 @@ def _copy_and_publish(
         (role, _source(deps, url), _target(deps, request, op.OperationId, role))
         for role, url in _roles(vm, request)
     ]
-    sizes: dict[str, int] = {}
-    for role, src, _dst in pairs:
-        found = facts(src)
-        if found is None:
-            raise DiskBlobNotFound(f"the {role} disk blob {src.url} does not exist")
-        sizes[role] = found.size
+    sizes = {role: _vm_disk(deps, role, src).size for role, src, _dst in pairs}
     op = deps.step("CopyDisks", op)
     for _role, src, dst in pairs:
         _copy(src, dst, op.OperationId, deps)
     op = deps.step("VerifyCopies", op)
     for role, _src, dst in pairs:
         _verify(dst, sizes[role], op.OperationId)
-    op = deps.step("ProtectCopies", op)
-    for _role, _src, dst in pairs:
-        protect(dst)  # idempotent: our lease id is deterministic
     op = deps.step("Publish", op)
     image = _image(request, vm, op.OperationId, {r: d for r, _s, d in pairs}, sizes)
-    try:
-        deps.catalog.add(image)
-    except ImageNameTaken:
-        existing = deps.catalog.find(request.ImageName)
-        if existing is None or existing.SourceOperation != op.OperationId:
-            raise
+    # Claims and leases the copies, then publishes: one image per operation, however often.
+    publish(deps.catalog, BlobDiskGuard.of_account(deps.blobs), image)
     for _role, src, _dst in pairs:
         _drop_snapshots(src, op.OperationId, deps)
     return op
+
+
+def _vm_disk(deps: CaptureDeps, role: str, src: BlobClient) -> BlobFacts:
+    """Check a source disk before anything is copied: a fixed-VHD page blob in a VM disk
+    container (never a blob receipt, an upload, or an image's copy)."""
+    where = f"the {role} disk {src.container_name}/{src.blob_name}"
+    if src.container_name not in deps.vm_disk_containers:
+        raise NotAVmDisk(
+            f"{where} is not in a VM disk container ({', '.join(deps.vm_disk_containers)}); "
+            "a capture takes only VM disks"
+        )
+    found = facts(src)
+    if found is None:
+        raise DiskBlobNotFound(f"{where} does not exist")
+    if found.blob_type != "PageBlob":
+        raise NotAVmDisk(f"{where} is a {found.blob_type}; VM disks are page blobs")
+    try:
+        validate_vhd(
+            BlobRangeReader(src, found.size, found.etag), max_size_bytes=deps.max_disk_bytes
+        )
+    except VhdRejected as e:
+        raise NotAVmDisk(f"{where} is not a fixed VHD: {e.code}: {e.message}") from e
+    return found
 
 
 def _copy(src: BlobClient, dst: BlobClient, op_id: str, deps: CaptureDeps) -> None:
@@ -326,20 +353,33 @@ def _drop_snapshots(src: BlobClient, op_id: str, deps: CaptureDeps) -> None:
 
 
 def _delete_vm(request: CaptureRequest, deps: CaptureDeps) -> None:
-    """After publishing: the VM and its disks go (classic PostCaptureAction=Delete)."""
+    """After publishing: the VM and its disks go (classic PostCaptureAction=Delete).
+
+    A disk is deleted only when this VM record is the only thing naming it: never
+    one an image holds, one another VM record names, or one that is not a VM disk.
+    """
     try:
         vm = deps.vms.get(request.ServiceName, request.Name)
     except NotFound:
         return  # deleted by an earlier delivery
-    for _role, url in [
-        ("os", vm.OSDisk.MediaLink),
-        *((str(d.Lun), d.MediaLink) for d in vm.DataDisks),
-    ]:
+    for url in vm.disk_links:
         try:
-            _source(deps, url).delete_blob(delete_snapshots="include")
+            src = _source(deps, url)
+            why_not = _why_keep(deps, vm, url, src)
+            if why_not is not None:
+                log_event(
+                    log,
+                    "kept the VM disk %s: %s",
+                    url,
+                    why_not,
+                    level=logging.WARNING,
+                    image_name=request.ImageName,
+                )
+                continue
+            src.delete_blob(delete_snapshots="include")
         except ResourceNotFoundError:
             pass
-        except HttpResponseError as e:
+        except (HttpResponseError, CatalogError) as e:
             log_event(
                 log,
                 "could not delete the VM disk %s: %s",
@@ -352,6 +392,36 @@ def _delete_vm(request: CaptureRequest, deps: CaptureDeps) -> None:
         deps.vms.delete(request.ServiceName, request.Name)
 
 
+def _why_keep(deps: CaptureDeps, vm: VirtualMachine, url: str, src: BlobClient) -> str | None:
+    """Why this VM disk must not be deleted with its VM, or None when it may."""
+    path = f"{src.container_name}/{src.blob_name}"
+    holder = deps.catalog.holder(path)
+    if holder is not None:
+        return f"the image '{holder}' holds it"
+    others = [o for o in deps.vms.users_of(url) if o != (vm.ServiceName.lower(), vm.Name.lower())]
+    if others:
+        return f"the VM record {others[0][0]}/{others[0][1]} names it too"
+    try:
+        _vm_disk(deps, "VM", src)
+    except NotAVmDisk as e:
+        return e.message
+    return None
+
+
+def _discard_copy(deps: CaptureDeps, copy: BlobClient, op_id: str) -> None:
+    """Delete one of this operation's copies, with the lease of this operation's claim
+    on it if an interrupted attempt left one (an image's copy is never touched)."""
+    path = f"{copy.container_name}/{copy.blob_name}"
+    held = deps.catalog.claim_of(path)
+    lease_id = None
+    if held is not None:
+        if held.get("Owner") != owner_of_operation(op_id) or deps.catalog.holder(path):
+            return
+        lease_id = claim_lease_id(deps.catalog.account, path, held["Change"])
+    if delete_protected(copy, lease_id) and held is not None:
+        deps.catalog.unclaim([path], held["Change"])
+
+
 def _discard_copies(request: CaptureRequest, op_id: str, deps: CaptureDeps) -> None:
     """Remove this operation's copies and snapshots, unless an image of this operation uses them."""
     image = deps.catalog.find(request.ImageName)
@@ -362,7 +432,7 @@ def _discard_copies(request: CaptureRequest, op_id: str, deps: CaptureDeps) -> N
         name_starts_with=f"{request.ImageName.lower()}/", include=["metadata"]
     ):
         if (b.metadata or {}).get(TAG) == op_id:
-            delete_protected(container.get_blob_client(b.name))
+            _discard_copy(deps, container.get_blob_client(b.name), op_id)
     try:
         vm = deps.vms.get(request.ServiceName, request.Name)
     except NotFound:

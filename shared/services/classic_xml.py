@@ -37,23 +37,19 @@ from urllib.parse import unquote, urlsplit
 from azure.storage.blob import BlobClient, BlobServiceClient
 from pydantic import ValidationError
 
-from shared.adapters.blobs import (
-    BlobFacts,
-    BlobRangeReader,
-    DiskLeaseHeld,
-    facts,
-    protect,
-    release,
-)
+from shared.adapters.blobs import BlobDiskGuard, BlobFacts, BlobRangeReader, facts
 from shared.adapters.catalog_table import ImageCatalog
 from shared.domain.disk_probe import check_partitions_fit, probe_disk
 from shared.domain.errors import (
     CatalogError,
-    Conflict,
     InvalidParameter,
     describe_validation_error,
 )
 from shared.domain.images import (
+    LABEL,
+    TEXT,
+    TEXT_RULES,
+    URI,
     CachingMode,
     DataDisk,
     DiskState,
@@ -66,6 +62,8 @@ from shared.domain.images import (
     OSDisk,
     OSType,
     PlatformImageReadOnly,
+    TextRule,
+    check_text,
     parse_choice,
     validate_image_name,
 )
@@ -73,6 +71,7 @@ from shared.domain.operations import Operation
 from shared.domain.uploads import NotAPageBlob
 from shared.domain.vhd import VhdRejected, validate_vhd
 from shared.services import catalog as catalog_service
+from shared.services.registration import publish
 from shared.services.uploads import UploadPolicy
 from shared.settings import DEFAULTS
 
@@ -115,10 +114,6 @@ class InvalidMediaLink(InvalidParameter):
 
 class MediaLinkNotFound(InvalidParameter):
     code = "MediaLinkNotFound"
-
-
-class DiskInUse(Conflict):
-    code = "DiskInUse"
 
 
 # Codes a classic client knows; any other domain code is reported by its status.
@@ -398,7 +393,6 @@ def error_xml(code: str, message: str) -> bytes:
 # -- Reading XML ---------------------------------------------------------------------
 
 _DECLARATIONS = re.compile(r"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 def _decode(body: bytes) -> str:
@@ -474,10 +468,8 @@ def read_element(body: bytes, root: str, allowed: Sequence[str]) -> dict[str, st
     return children(read_root(body, root), root, allowed)
 
 
-def _string(name: str, value: str, max_len: int = 4096) -> str:
-    if len(value) > max_len or _CONTROL.search(value):
-        raise InvalidParameter(f"{name} must be at most {max_len} printable characters")
-    return value
+def _string(name: str, value: str, rule: TextRule = TEXT) -> str:
+    return check_text(name, value, rule)
 
 
 def parse_bool(name: str, value: str) -> bool:
@@ -535,10 +527,10 @@ def new_image_details(f: Mapping[str, Any]) -> dict[str, Any]:
     details: dict[str, Any] = {}
     for k in _OPTIONAL_TEXT:
         if f.get(k):
-            details[k] = _string(k, f[k])
+            details[k] = _string(k, f[k], TEXT_RULES[k])
     for k in _URIS:
         if f.get(k):
-            details[k] = _string(k, f[k], 2048)
+            details[k] = _string(k, f[k], URI)
     for k in ("IsPremium", "ShowInGui"):
         if f.get(k):
             details[k] = parse_bool(k, f[k])
@@ -555,8 +547,8 @@ def parse_add_os_image(body: bytes) -> NewOSImage:
         raise InvalidParameter(f"Add OS Image needs {', '.join(f'<{k}>' for k in missing)}")
     return NewOSImage(
         name=validate_image_name(f["Name"]),
-        label=_string("Label", f["Label"]),  # type: ignore[arg-type]
-        media_link=_string("MediaLink", f["MediaLink"], 2048),  # type: ignore[arg-type]
+        label=_string("Label", f["Label"], LABEL),  # type: ignore[arg-type]
+        media_link=_string("MediaLink", f["MediaLink"], URI),  # type: ignore[arg-type]
         os=parse_choice(f["OS"], OSType, "OS"),  # type: ignore[arg-type]
         details=new_image_details(f),
     )
@@ -602,10 +594,10 @@ def update_changes(
     if "Label" in fields:
         if not fields["Label"]:
             raise InvalidParameter("Label can't be empty")
-        changes["Label"] = fields["Label"]
+        changes["Label"] = _string("Label", fields["Label"], LABEL)
     for k in _OPTIONAL_TEXT:
         if k in fields:
-            changes[k] = fields[k] or None
+            changes[k] = _string(k, fields[k], TEXT_RULES[k]) if fields[k] else None
     if fields.get("ShowInGui"):
         changes["ShowInGui"] = parse_bool("ShowInGui", fields["ShowInGui"])  # type: ignore[arg-type]
 
@@ -743,7 +735,7 @@ class VmImageFilter:
     def from_params(cls, params: Mapping[str, str]) -> VmImageFilter:
         def get(name: str) -> str | None:
             value = (params.get(name) or "").strip()
-            return _string(name, value, 256) if value else None
+            return _string(name, value, TextRule(256)) if value else None
 
         return cls(get("location"), get("publisher"), get("category"))
 
@@ -856,8 +848,8 @@ class OurDisk:
 def our_disk(blobs: BlobServiceClient, link: str, what: str, max_bytes: int) -> OurDisk:
     """The page blob at `link` (`what` names it in errors), validated by ranged reads.
 
-    A blob already leased (registered elsewhere, or held by another tool) is
-    refused with 409, as Azure refuses a VHD already in use.
+    A disk another image holds is refused with 409 `DiskInUse` naming that image,
+    and one leased by another tool with 409 `DiskLeased`, when it is claimed.
     """
     client = blob_for_media_link(blobs, link)
     blob = facts(client)
@@ -865,11 +857,6 @@ def our_disk(blobs: BlobServiceClient, link: str, what: str, max_bytes: int) -> 
         raise MediaLinkNotFound(f"no blob exists at {what} '{link[:256]}'")
     if blob.blob_type != "PageBlob":
         raise NotAPageBlob(f"{what} is a {blob.blob_type}; disks must be page blobs")
-    if blob.leased:
-        raise DiskInUse(
-            f"the blob {blob.container}/{blob.name} is leased: it is already an image's or a "
-            "disk's, or another tool holds it"
-        )
     reader = BlobRangeReader(client, blob.size, blob.etag)
     try:
         footer = validate_vhd(reader, max_size_bytes=max_bytes)
@@ -891,21 +878,13 @@ def _probed(disk: OurDisk, os: OSType) -> dict[str, Any]:
     return {"Generation": probe.generation, "Probe": probed, "Warnings": warnings}
 
 
-def _register_leased(catalog: ImageCatalog, image: Image, disks: Sequence[OurDisk]) -> Image:
-    """Lease every disk, then add the image; on any failure, release what was leased."""
-    leased: list[OurDisk] = []
-    try:
-        for disk in disks:
-            try:
-                protect(disk.client)
-            except DiskLeaseHeld as e:
-                raise DiskInUse(str(e)) from e
-            leased.append(disk)
-        return catalog.add(image)
-    except BaseException:
-        for disk in leased:
-            release(disk.client)
-        raise
+def _register_leased(
+    catalog: ImageCatalog, blobs: BlobServiceClient, image: Image, disks: Sequence[OurDisk]
+) -> Image:
+    """Claim and lease every disk, then add the image (see services.registration)."""
+    held = {disk.path for disk in disks}
+    assert held == set(image.disk_blobs), "the image names exactly the disks validated"
+    return publish(catalog, BlobDiskGuard.of_account(blobs), image)
 
 
 def add_os_image(
@@ -943,7 +922,7 @@ def add_os_image(
             **_probed(disk, request.os),
         }
     )
-    return _register_leased(catalog, image, [disk])
+    return _register_leased(catalog, blobs, image, [disk])
 
 
 # Create VM Image: what Azure documents.
@@ -1009,7 +988,7 @@ def parse_create_vm_image(body: bytes) -> NewVMImage:
             NewDataDisk(
                 lun,
                 parse_choice(caching, CachingMode, "DataDiskConfiguration/HostCaching"),
-                _string("MediaLink", d["MediaLink"], 2048),
+                _string("MediaLink", d["MediaLink"], URI),
             )
         )
     details = new_image_details(f)
@@ -1017,7 +996,7 @@ def parse_create_vm_image(body: bytes) -> NewVMImage:
         catalog_service.check_family(details["ImageFamily"])
     return NewVMImage(
         name=validate_image_name(f["Name"]),
-        label=_string("Label", f["Label"]),
+        label=_string("Label", f["Label"], LABEL),
         os=parse_choice(osd["OS"], OSType, "OS"),
         os_state=parse_choice(osd["OSState"], DiskState, "OSState"),
         os_caching=parse_choice(
@@ -1025,7 +1004,7 @@ def parse_create_vm_image(body: bytes) -> NewVMImage:
             CachingMode,
             "OSDiskConfiguration/HostCaching",
         ),
-        os_media_link=_string("MediaLink", osd["MediaLink"], 2048),
+        os_media_link=_string("MediaLink", osd["MediaLink"], URI),
         data_disks=tuple(sorted(disks, key=lambda d: d.lun)),
         details=details,
     )
@@ -1097,7 +1076,7 @@ def create_vm_image(
             **_probed(os_disk, request.os),
         }
     )
-    return _register_leased(catalog, image, [os_disk, *(disk for _, disk in data)])
+    return _register_leased(catalog, blobs, image, [os_disk, *(disk for _, disk in data)])
 
 
 class OperationLog(Protocol):
@@ -1192,10 +1171,10 @@ def parse_capture_operation(
                 "as a Specialized VM image (CaptureRoleAsVMImageOperation)"
             )
         doc["ImageName"] = fields.get("TargetImageName")
-        doc["ImageLabel"] = fields.get("TargetImageLabel")
+        doc["ImageLabel"] = fields.get("TargetImageLabel") or None
     else:
         doc["ImageName"] = fields.get("VMImageName")
-        doc["ImageLabel"] = fields.get("VMImageLabel")
+        doc["ImageLabel"] = fields.get("VMImageLabel") or None
         doc["OSState"] = fields.get("OSState")
         for name in ("Description", "ImageFamily", "RecommendedVMSize"):
             if fields.get(name):

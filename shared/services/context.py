@@ -23,7 +23,9 @@ from shared.services.uploads import UploadDeps, UploadPolicy
 @cache
 def image_catalog() -> ImageCatalog:
     a = account()
-    return ImageCatalog(a.tables.get_table_client(a.settings.images_table))
+    return ImageCatalog(
+        a.tables.get_table_client(a.settings.images_table), account=a.blobs.account_name
+    )
 
 
 @cache
@@ -73,6 +75,7 @@ def capture_deps() -> CaptureDeps:
     return CaptureDeps(
         blobs=a.blobs,
         images_container=a.settings.images_container,
+        vm_disk_containers=(a.settings.vhds_container,),
         catalog=image_catalog(),
         vms=vm_inventory(),
         operations=operations(),

@@ -1,26 +1,25 @@
-"""Remove an image: release its disks, unpublish it, then (optionally) delete the disks.
+"""Remove an image: unpublish it, then give back (or delete) its disks.
 
-The order makes every step safe to interrupt and retry: killed after the release,
-the image is still listed (its disk intact, just no longer leased) and deleting it
-again finishes the job; killed after unpublishing, its disk is left unleased, so
-anyone can delete it - never an image whose disk is gone, never a blob that only
-breaking our lease could free. A disk blob is deleted only with `delete_vhd` and
-only if no other image points at it.
+The image row goes first, so no published image ever has a disk that is unleased
+or gone. Then each disk claimed by this image, and only those, is deleted under
+the image's own lease (with `delete_vhd`) or its lease released, and the claim
+row is dropped. Killed after unpublishing, the disks stay leased under a claim
+whose image is gone: nothing is lost, the next image to claim such a disk takes
+the claim and its lease over, and `vmimage doctor` lists them (`--repair`
+releases them).
 """
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 
-from azure.storage.blob import BlobClient, BlobServiceClient
+from azure.storage.blob import BlobServiceClient
 
-from shared.adapters.blobs import DiskLeaseHeld, delete_protected, protect, release
-from shared.adapters.catalog_table import ImageCatalog
+from shared.adapters.blobs import delete_protected, legacy_lease_id, release
+from shared.adapters.catalog_table import ImageCatalog, claim_lease_id
 from shared.domain.images import (
     Image,
     ImageCategory,
-    ImageNotFound,
     PlatformImageReadOnly,
     validate_image_name,
 )
@@ -31,35 +30,31 @@ class ImageRemover:
     catalog: ImageCatalog
     blobs: BlobServiceClient
 
-    def _disks(self, image: Image) -> list[BlobClient]:
-        clients = []
-        for path in image.disk_blobs:
-            container, _, blob = path.partition("/")
-            clients.append(self.blobs.get_blob_client(container, blob))
-        return clients
-
     def remove(self, name: str, delete_vhd: bool) -> Image:
         image = self.catalog.get(validate_image_name(name))
         if image.Category == ImageCategory.PUBLIC:
             raise PlatformImageReadOnly(
                 f"'{image.ImageName}' is a platform image and can't be removed"
             )
-        disks = self._disks(image)
-        for client in disks:
-            release(client)
-        try:
-            removed = self.catalog.remove(image.ImageName)
-        except ImageNotFound:
-            raise  # removed meanwhile by someone else, who released the same disks
-        except Exception:
-            with contextlib.suppress(Exception):  # the first error is the one to report
-                if self.catalog.find(image.ImageName) is not None:
-                    for client in disks:  # still published: protect its disks again
-                        with contextlib.suppress(DiskLeaseHeld):
-                            protect(client)
-            raise
-        if delete_vhd:
-            for client in self._disks(removed):
-                if not self.catalog.uses_media(client.url.split("?")[0]):
-                    delete_protected(client)
+        removed, claim_id = self.catalog.remove_claimed(image.ImageName)
+        self.release_disks(removed.disk_blobs, claim_id, delete_vhd)
         return removed
+
+    def release_disks(self, paths: list[str], claim_id: str | None, delete_vhd: bool) -> None:
+        """Give back the disks an image held under `claim_id` (idempotent)."""
+        for path in paths:
+            container, _, blob = path.partition("/")
+            client = self.blobs.get_blob_client(container, blob)
+            if claim_id is None:  # an image from before claims: its lease id is the path's
+                lease_id = legacy_lease_id(container, blob)
+            else:
+                held = self.catalog.claim_of(path)
+                if held is None or held["Change"] != claim_id:
+                    continue  # not ours (any more): never touch another image's disk
+                lease_id = claim_lease_id(self.catalog.account, path, claim_id)
+            if delete_vhd:
+                delete_protected(client, lease_id)
+            else:
+                release(client, lease_id)
+            if claim_id is not None:
+                self.catalog.unclaim([path], claim_id)

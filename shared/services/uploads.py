@@ -22,18 +22,19 @@ from azure.core.exceptions import ResourceModifiedError
 from azure.storage.blob import BlobClient, ContainerClient
 from pydantic import ValidationError
 
-from shared.adapters.blobs import BlobFacts, BlobRangeReader, DiskLeaseHeld, facts, protect, release
+from shared.adapters.blobs import BlobDiskGuard, BlobFacts, BlobRangeReader, facts
 from shared.adapters.catalog_table import ImageCatalog
 from shared.adapters.uploads_table import UploadOutcomes
 from shared.domain.disk_probe import DiskProbe, check_partitions_fit, probe_disk
 from shared.domain.errors import CatalogError, describe_validation_error
 from shared.domain.images import (
+    FAMILY,
     DataDisk,
     DiskState,
     Image,
     ImageKind,
-    ImageNameTaken,
     ImageSource,
+    InvalidImageName,
     OSDisk,
     OSType,
     image_name_from_blob,
@@ -51,7 +52,9 @@ from shared.domain.uploads import (
     UploadOutcome,
     UploadStatus,
     VmImageManifest,
+    check_declared,
     is_settled,
+    recheck_delay,
     timed_out,
     upload_kind,
     utcnow,
@@ -63,6 +66,7 @@ from shared.domain.vhd import (
     VhdFooter,
     validate_vhd,
 )
+from shared.services.registration import publish
 from shared.telemetry import log_event
 
 log = logging.getLogger(__name__)
@@ -132,7 +136,7 @@ def examine_upload(client: BlobClient, deps: UploadDeps) -> UploadOutcome | None
     except _StillWriting as w:
         outcome.Status = UploadStatus.PENDING
         outcome.Reason = w.reason
-        _schedule(outcome, prior, deps, now, w.delay)
+        _schedule(outcome, prior, blob, deps, now, w.delay)
     except CatalogError as e:
         outcome.Status = UploadStatus.REJECTED
         outcome.Error = ErrorInfo(Code=e.code, Message=e.message)
@@ -154,21 +158,28 @@ def examine_upload(client: BlobClient, deps: UploadDeps) -> UploadOutcome | None
 def _schedule(
     outcome: UploadOutcome,
     prior: UploadOutcome | None,
+    blob: BlobFacts,
     deps: UploadDeps,
     now: datetime,
-    delay: float,
+    wait: float,
 ) -> None:
     """One re-check chain per blob: don't start another while one is on its way.
 
     A check due within the next seconds counts as arriving now: a re-check message
     may come a little before its time (queue and worker clocks differ), and it
-    must then carry the chain on rather than end it.
+    must then carry the chain on rather than end it. The delay backs off while the
+    blob is left untouched (`recheck_delay`), and the last check falls just past
+    the time limit.
     """
     due_soon = now + timedelta(seconds=2)
     if prior is not None and prior.NextCheck is not None and prior.NextCheck > due_soon:
         outcome.NextCheck = prior.NextCheck
         return
-    delay = max(1.0, math.ceil(delay))
+    deadline = blob.created + timedelta(seconds=deps.policy.timeout_seconds)
+    idle = max(0.0, (now - blob.last_modified).total_seconds())
+    # One second past the deadline: `timed_out` asks for strictly more than the limit.
+    until_deadline = (deadline - now).total_seconds() + 1.0
+    delay = float(math.ceil(recheck_delay(wait, idle, until_deadline)))
     outcome.NextCheck = now + timedelta(seconds=delay)
     deps.rechecks.schedule(outcome.BlobName, delay)
 
@@ -231,7 +242,7 @@ def _judge(
         outcome.Reason = "validated; it becomes part of a VM image when its manifest is registered"
         return
     image = _image_from_upload(client, blob, footer, probe, outcome)
-    _register_many([client], image, deps)
+    _register(image, deps)
     outcome.Status = UploadStatus.REGISTERED
     outcome.ImageName = image.ImageName
     outcome.Warnings = list(image.Warnings)
@@ -274,16 +285,24 @@ def _family_from(probe: DiskProbe) -> str | None:
     rel = probe.os_release
     name = rel.get("NAME")
     version = rel.get("VERSION_ID")
-    return f"{name} {version}" if name and version else None
+    family = f"{name} {version}" if name and version else None
+    try:  # read off the disk: a name no family may have is no family
+        return FAMILY.check(family) if family else None
+    except ValueError:
+        return None
 
 
 def _image_from_upload(
     client: BlobClient, blob: BlobFacts, footer: VhdFooter, probe: DiskProbe, outcome: UploadOutcome
 ) -> Image:
     declared = _declared(blob)
+    check_declared(declared)
     name = declared.get("imagename")
     if name is not None:
-        validate_image_name(name)
+        try:
+            validate_image_name(name)
+        except InvalidImageName as e:
+            raise InvalidImageName(f"blob metadata imagename: {e.message}") from None
     else:
         name = image_name_from_blob(blob.name)
     warnings = list(probe.warnings)
@@ -333,10 +352,6 @@ def _image_from_upload(
         Probe=outcome.Detected,
         Warnings=warnings,
     )
-
-
-class DiskLeased(CatalogError):
-    code = "DiskLeased"
 
 
 class InvalidManifest(CatalogError):
@@ -400,8 +415,7 @@ def _register_manifest(
             )
         judged[name] = disk_outcome
     image = _image_from_manifest(deps, blob, manifest, judged, folder)
-    clients = [deps.uploads.get_blob_client(n) for n in judged]
-    _register_many(clients, image, deps)
+    _register(image, deps)
     for disk_outcome in judged.values():
         disk_outcome.Status = UploadStatus.REGISTERED
         disk_outcome.ImageName = image.ImageName
@@ -481,27 +495,9 @@ def _image_from_manifest(
     )
 
 
-def _register_many(clients: list[BlobClient], image: Image, deps: UploadDeps) -> None:
-    """Lease every disk, then publish the image; a name clash undoes the leases."""
-    held: list[BlobClient] = []
-    try:
-        for c in clients:
-            protect(c)
-            held.append(c)
-        deps.catalog.add(image)
-    except ImageNameTaken:
-        existing = deps.catalog.find(image.ImageName)
-        if existing is not None and existing.SourceUpload == image.SourceUpload:
-            return
-        for c in held:
-            release(c)
-        raise
-    except DiskLeaseHeld as e:
-        for c in held:
-            release(c)
-        raise DiskLeased(
-            f"{e}; the catalog cannot protect it. Break that lease and upload again."
-        ) from e
+def _register(image: Image, deps: UploadDeps) -> None:
+    """Claim and lease every disk, then publish the image (see services.registration)."""
+    publish(deps.catalog, BlobDiskGuard.of_container(deps.uploads), image)
 
 
 def parse_recheck(body: bytes) -> str:

@@ -22,7 +22,7 @@ from shared.domain.vms import VirtualMachine
 from shared.services.captures import CaptureDeps, handle_capture_message, run_capture
 
 MIB = 1024 * 1024
-STEPS = ["ReadVM", "CopyDisks", "VerifyCopies", "ProtectCopies", "Publish", "PostCapture"]
+STEPS = ["ReadVM", "CopyDisks", "VerifyCopies", "Publish", "PostCapture"]
 
 
 class Killed(BaseException):
@@ -75,6 +75,7 @@ def world(azurite_connection: str) -> World:
     deps = CaptureDeps(
         blobs=blobs,
         images_container=f"images{s}",
+        vm_disk_containers=(f"vhds{s}",),
         catalog=ImageCatalog(tables.create_table(f"img{s}")),
         vms=VmInventory(tables.create_table(f"vms{s}")),
         operations=Operations(tables.create_table(f"ops{s}")),
