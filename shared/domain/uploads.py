@@ -7,7 +7,8 @@ written. A page blob is judged only when it has not changed for
 cooperates (our CLI does), when it sets the metadata `uploadstate=complete`;
 a blob created with `uploadstate=uploading` is never judged by the settle
 window, only by that signal (or the time limit). Until then it is `Pending`
-and re-examined through a delayed queue message. A settled blob whose last
+and re-examined through a delayed queue message, less often the longer it
+is left untouched (`recheck_delay`). A settled blob whose last
 sector was never written (all zeros, no footer) is still treated as
 unfinished. An upload still unfinished `timeout_seconds` after the blob was
 created is `Rejected` with `UploadIncomplete`. Block blobs are committed
@@ -156,6 +157,25 @@ def is_settled(
     # Last-Modified has whole-second resolution: the last write may be up to 1 s later.
     age = (now - last_modified).total_seconds() - 1.0
     return age >= settle_seconds, max(0.0, settle_seconds - age)
+
+
+MAX_RECHECK_SECONDS = 300.0
+
+
+def recheck_delay(wait: float, idle: float, until_deadline: float) -> float:
+    """Seconds until a blob that isn't ready yet is looked at again.
+
+    At least `wait` (what the completeness rule still asks for), and as long as the
+    blob has been left untouched (`idle` seconds), up to 5 minutes: the looks at an
+    abandoned upload thin out, about doubling each time, while a blob still being
+    written is looked at every settle window. Never later than the time limit
+    (`until_deadline` seconds away, when still ahead), so that `UploadIncomplete`
+    comes on time.
+    """
+    delay = max(wait, min(idle, MAX_RECHECK_SECONDS))
+    if until_deadline > 0:
+        delay = min(delay, until_deadline)
+    return max(1.0, delay)
 
 
 def timed_out(created: datetime, now: datetime, timeout_seconds: float) -> bool:

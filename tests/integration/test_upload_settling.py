@@ -4,6 +4,7 @@ and tables, with a controlled clock (the e2e tests cover the running app)."""
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -150,6 +151,27 @@ def test_an_uploader_that_says_uploading_is_waited_for_whatever_the_pause(env, l
     client.upload_page(data[-512:], offset=len(data) - 512, length=512)
     clock.now = client.get_blob_properties().last_modified + timedelta(seconds=300)
     assert examine_upload(client, deps).Status == "Pending"
+
+
+def test_an_abandoned_upload_is_rechecked_less_and_less_then_rejected_on_time(env) -> None:
+    container, deps, clock, rechecks = env
+    deps.policy = replace(deps.policy, timeout_seconds=3600)
+    client = container.get_blob_client("abandoned.vhd")
+    client.create_page_blob(64 * MIB + 512, metadata={"uploadstate": "uploading"})
+    created = client.get_blob_properties().creation_time
+    clock.now = created
+    result = examine_upload(client, deps)
+    # No write, so no new trigger: only the re-check messages come, each when it is due.
+    for _ in range(100):
+        if result.final:
+            break
+        clock.now += timedelta(seconds=rechecks.scheduled[-1][1])
+        result = examine_upload(client, deps)
+    assert result.Error.Code == "UploadIncomplete"
+    delays = [delay for _, delay in rechecks.scheduled]
+    assert len(delays) < 30, delays  # one per settle window was 240 an hour
+    assert delays[:4] == [15, 15, 30, 60] and max(delays) == 300
+    assert 3600 < (clock.now - created).total_seconds() <= 3602  # on time
 
 
 def test_a_recheck_arriving_a_little_early_carries_the_chain_on(env) -> None:
