@@ -5,6 +5,7 @@ import azure.functions as func
 from functions.captures import bp as captures
 from functions.catalog import bp as catalog
 from functions.classic import bp as classic
+from functions.doctor import bp as doctor
 from functions.health import bp as health
 from functions.openapi import bp as openapi
 from functions.uploads import bp as uploads
@@ -18,3 +19,4 @@ app.register_functions(classic)
 app.register_functions(captures)
 app.register_functions(vms)
 app.register_functions(openapi)
+app.register_functions(doctor)

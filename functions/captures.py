@@ -34,7 +34,7 @@ def capture_vm(msg: func.QueueMessage, parked: func.Out[str]) -> None:
 @json_errors
 def request_capture(req: func.HttpRequest) -> func.HttpResponse:
     doc = json_body(req)
-    op = submit_capture(doc, operations(), lambda m: capture_queue().send(m))
+    op = submit_capture(doc, capture_deps(), lambda m: capture_queue().send(m))
     location = f"/api/operations/{op.OperationId}"
     return json_response(op, 202, headers={"Location": location})
 

@@ -46,13 +46,20 @@ from collections.abc import Callable
 import azure.functions as func
 from pydantic import ValidationError
 
-from shared.adapters.storage import account
+from functions._http import retry_after
+from shared.adapters.storage import account, answering_http, storage_unavailable
 from shared.domain.errors import CatalogError, describe_validation_error
 from shared.domain.images import ImageKind
 from shared.services import classic_xml as classic
 from shared.services.captures import submit_capture
 from shared.services.classic_xml import ClassicCall
-from shared.services.context import capture_queue, image_catalog, image_remover, operations
+from shared.services.context import (
+    capture_deps,
+    capture_queue,
+    image_catalog,
+    image_remover,
+    operations,
+)
 
 bp = func.Blueprint()
 log = logging.getLogger(__name__)
@@ -67,8 +74,13 @@ def xml_response(body: bytes | None = None, status: int = 200) -> func.HttpRespo
     return func.HttpResponse(body, status_code=status, mimetype="application/xml", charset="utf-8")
 
 
-def error_response(code: str, message: str, status: int) -> func.HttpResponse:
-    return xml_response(classic.error_xml(classic.classic_code(code, status), message), status)
+def error_response(
+    code: str, message: str, status: int, headers: dict[str, str] | None = None
+) -> func.HttpResponse:
+    body = classic.error_xml(classic.classic_code(code, status), message)
+    response = xml_response(body, status)
+    response.headers.update(headers or {})
+    return response
 
 
 def classic_api(
@@ -83,24 +95,34 @@ def classic_api(
         def entry(req: func.HttpRequest) -> func.HttpResponse:
             call = ClassicCall(classic.new_request_id(), operation, req.route_params.get("name"))
             try:
-                classic.check_version(req.headers.get("x-ms-version"), since)
-                classic.check_subscription(
-                    req.route_params.get("subscriptionId", ""), classic.configured_subscription()
-                )
-                if operation is None:
-                    response = handler(req, call)
-                else:
-                    with classic.recorded(operations(), call):
+                with answering_http():  # a caller waits: the fail-fast storage clients
+                    classic.check_version(req.headers.get("x-ms-version"), since)
+                    classic.check_subscription(
+                        req.route_params.get("subscriptionId", ""),
+                        classic.configured_subscription(),
+                    )
+                    if operation is None:
                         response = handler(req, call)
+                    else:
+                        with classic.recorded(operations(), call):
+                            response = handler(req, call)
             except CatalogError as e:
-                response = error_response(e.code, e.message, e.status)
+                response = error_response(e.code, e.message, e.status, retry_after(e))
             except ValidationError as e:
                 response = error_response("BadRequest", describe_validation_error(e), 400)
-            except Exception:
-                log.exception("unexpected error in %s", handler.__name__)
-                response = error_response(
-                    "InternalError", "The server encountered an internal error; try again.", 500
-                )
+            except Exception as e:
+                if (down := storage_unavailable(e)) is not None:
+                    log.warning(
+                        "%s: storage unavailable: %s: %.300s", handler.__name__, type(e).__name__, e
+                    )
+                    response = error_response(
+                        down.code, down.message, down.status, retry_after(down)
+                    )
+                else:
+                    log.exception("unexpected error in %s", handler.__name__)
+                    response = error_response(
+                        "InternalError", "The server encountered an internal error; try again.", 500
+                    )
             response.headers["x-ms-request-id"] = call.request_id
             return response
 
@@ -240,5 +262,5 @@ def classic_capture_role(req: func.HttpRequest, call: ClassicCall) -> func.HttpR
     doc = classic.parse_capture_operation(
         req.get_body(), req.route_params["service"], req.route_params["role"], call.request_id
     )
-    submit_capture(doc, operations(), lambda m: capture_queue().send(m))
+    submit_capture(doc, capture_deps(), lambda m: capture_queue().send(m))
     return xml_response(status=202)

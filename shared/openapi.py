@@ -12,7 +12,7 @@ app is listed here and drives the running app from this document.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from typing import Any
 
@@ -20,9 +20,12 @@ from pydantic import BaseModel, Field
 from pydantic.json_schema import models_json_schema
 
 from shared.domain.captures import CaptureRequest
+from shared.domain.disks import MEDIA_LINK
 from shared.domain.images import (
     IMAGE_NAME,
     SELECTABLE_FIELDS,
+    TEXT,
+    TEXT_RULES,
     UPDATABLE_FIELDS,
     Image,
     ImageCategory,
@@ -38,7 +41,7 @@ from shared.services.catalog import MAX_TOP
 TITLE = "VM image catalog"
 VERSION = "1.0.0"
 # Printable text: the services refuse control characters in names and filters.
-PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
+PRINTABLE = TEXT.pattern
 
 # -- bodies built by hand in the entry points, described as models -------------------
 
@@ -115,10 +118,9 @@ RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
     VmList,
 )
 REQUEST_MODELS: tuple[type[BaseModel], ...] = (CaptureRequest, VmBody)
-# shared.domain.vms's check of a disk URL (no query, so no SAS) in ECMA-262 terms: Python's
-# `\s` also matches \x1c-\x1f and \x85, which JSON Schema's `\s` does not.
-_URL_PART = r"[^\s\x1c-\x1f\x85?#]+"
-BLOB_URL = f"https?://{_URL_PART}/{_URL_PART}"
+# A disk's URL as shared.domain.disks checks it (no query, so no SAS; no control
+# characters, dot segments or encoded slashes), a pattern valid in ECMA-262 too.
+BLOB_URL = MEDIA_LINK.pattern
 # Names the models check in code (validators), stated in the schemas for clients.
 NAME_PATTERNS: dict[tuple[str, str], tuple[str, int]] = {
     ("Image", "ImageName"): (IMAGE_NAME.pattern, 256),
@@ -242,12 +244,14 @@ def image_update_schema() -> dict[str, Any]:
     for name in UPDATABLE_FIELDS:
         if name == "ShowInGui":
             props[name] = {"type": "boolean"}
-        elif name == "Label":
-            props[name] = {"type": "string", "minLength": 1, "maxLength": 4096}
-        elif name == "ImageFamily":
-            props[name] = {"type": ["string", "null"], "maxLength": 256, "pattern": PRINTABLE}
-        else:
-            props[name] = {"type": ["string", "null"], "maxLength": 4096}
+            continue
+        rule = TEXT_RULES[name]
+        if name == "Label":
+            props[name] = {"type": "string", "minLength": 1, "maxLength": rule.max_len}
+        else:  # null or "" clears it
+            rule = replace(rule, required=False)
+            props[name] = {"type": ["string", "null"], "maxLength": rule.max_len}
+        props[name]["pattern"] = rule.pattern
     return {
         "type": "object",
         "properties": props,
@@ -306,6 +310,27 @@ def _response_json(r: Response) -> dict[str, Any]:
         doc["links"] = {name: link.to_json() for name, link in r.links.items()}
     return doc
 
+
+DOCTOR_REPORT: dict[str, Any] = {
+    "type": "object",
+    "required": ["Healthy", "Problems", "Checked"],
+    "properties": {
+        "Healthy": {"type": "boolean"},
+        "Problems": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["Kind", "Subject", "Detail"],
+                "properties": {
+                    "Kind": {"type": "string"},
+                    "Subject": {"type": "string"},
+                    "Detail": {"type": "string"},
+                },
+            },
+        },
+        "Checked": {"type": "object", "additionalProperties": {"type": "integer"}},
+    },
+}
 
 OPERATIONS: list[Operation] = [
     Operation(
@@ -590,6 +615,26 @@ OPERATIONS: list[Operation] = [
         "openapi",
         "This document",
         {200: Response("The OpenAPI document.", {"type": "object"})},
+        tag="meta",
+    ),
+    Operation(
+        "get",
+        "/api/admin/doctor",
+        "checkInvariants",
+        "The catalog's invariants checked against storage (what `vmimage doctor` shows)",
+        {
+            200: Response("The report; `Healthy` is false when anything is wrong.", DOCTOR_REPORT),
+            400: INVALID,
+        },
+        params=(
+            Param(
+                "stuckAfterSeconds",
+                "query",
+                {"type": "integer", "minimum": 0, "maximum": 9999999, "default": 3600},
+                "An operation InProgress for longer than this is reported stuck.",
+            ),
+        ),
+        secured=True,
         tag="meta",
     ),
 ]

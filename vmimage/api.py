@@ -174,6 +174,10 @@ class Catalog:
     def families(self) -> dict[str, Any]:
         return self.json("GET", "/api/families")
 
+    def doctor(self, stuck_after: float) -> dict[str, Any]:
+        params = {"stuckAfterSeconds": int(stuck_after)}
+        return self.json("GET", "/api/admin/doctor", params=params)
+
     def latest(self, family: str, os_name: str | None) -> dict[str, Any]:
         return self.json("GET", f"/api/families/{_seg(family)}/latest", params={"os": os_name})
 

@@ -192,6 +192,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wait", action="store_true", help="follow the operation to its end")
     p.add_argument("--timeout", type=seconds, default=1800.0, help="seconds to wait (1800)")
 
+    p = command(
+        "doctor",
+        "Check the catalog's invariants: every image's disks exist and are held by it alone, "
+        "no claimed or leased disk without an image, no operation stuck, no orphaned copy or "
+        "snapshot. Exit 1 with the list when anything is wrong.",
+    )
+    p.add_argument(
+        "--stuck-after",
+        type=seconds,
+        default=3600.0,
+        help="seconds an operation may stay InProgress before it counts as stuck (3600)",
+    )
+
     vm = command("vm", "The VM inventory captures read.")
     vms = vm.add_subparsers(dest="vm_command", metavar="VMCOMMAND", required=True)
     p = command("add", "Add or replace a VM.", parent=vms)

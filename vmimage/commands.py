@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from vmimage.api import Catalog, is_loopback, poll
-from vmimage.errors import OK, ApiError, Rejected, Unreachable, UsageError
+from vmimage.errors import FAILED, OK, ApiError, Rejected, Unreachable, UsageError
 from vmimage.output import Column, Printer, date_of, field, mb_per_s, size_text
 
 
@@ -118,6 +118,28 @@ def remove(ctx: Ctx) -> int:
         disks = "its disks deleted" if a.delete_vhd else "its disks kept (and released)"
         ctx.out.line(f"Removed image {image.get('ImageName', a.name)}; {disks}.")
     return OK
+
+
+PROBLEM_COLUMNS = [
+    Column("PROBLEM", field("Kind")),
+    Column("SUBJECT", field("Subject")),
+    Column("DETAIL", field("Detail")),
+]
+
+
+def doctor(ctx: Ctx) -> int:
+    """The catalog's invariants: exit 0 when all hold, 1 with the list when not."""
+    report = ctx.catalog.doctor(ctx.args.stuck_after)
+    if ctx.out.as_json:
+        ctx.out.json(report)
+    elif report.get("Problems"):
+        ctx.out.table(report["Problems"], PROBLEM_COLUMNS)
+    checked = ", ".join(f"{n} {what.lower()}" for what, n in report.get("Checked", {}).items())
+    if report.get("Healthy"):
+        ctx.out.note(f"All invariants hold ({checked} checked).")
+        return OK
+    ctx.out.note(f"{len(report.get('Problems', []))} problem(s) found ({checked} checked).")
+    return FAILED
 
 
 # -- uploads -----------------------------------------------------------------------------
@@ -463,6 +485,7 @@ COMMANDS: dict[str, Callable[[Ctx], int]] = {
     "rm": remove,
     "capture": capture,
     "operation": operation,
+    "doctor": doctor,
 }
 VM_COMMANDS: dict[str, Callable[[Ctx], int]] = {
     "add": vm_add,

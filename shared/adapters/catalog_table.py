@@ -656,6 +656,16 @@ class ImageCatalog:
         )
         return (dict(r) for r in rows)
 
+    def claim_in_progress(self, claim: dict[str, Any]) -> bool:
+        """Is this claim's change still able to commit, and not yet stale?"""
+        fence = self._read(image_partition(claim["Image"]), FENCE + claim["Change"])
+        age = datetime.now(UTC) - datetime.fromisoformat(claim["At"])
+        return fence is not None and age < self.stale_after
+
+    def image_rows(self) -> Iterator[dict[str, Any]]:
+        """Every image row as stored (for the invariant check: it reads the whole catalog)."""
+        return (dict(r) for r in self._images(None, {}, None))
+
     def claim_id(self, name: str) -> str | None:
         """The id of the change whose claims hold this image's disks (None: no claims)."""
         row = self._read(image_partition(name), IMAGE_ROW)

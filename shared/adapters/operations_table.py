@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
@@ -37,6 +39,13 @@ class Operations:
             return op, True
         except ResourceExistsError:
             return self.get(op.OperationId), False
+
+    def all(self) -> Iterator[Operation]:
+        """Every operation (for the invariant check)."""
+        rows = self.table.query_entities(
+            "PartitionKey eq @pk", parameters={"pk": PARTITION}, select=["Operation"]
+        )
+        return (Operation.model_validate_json(r["Operation"]) for r in rows)
 
     def save(self, op: Operation) -> Operation:
         self.table.upsert_entity(self._entity(op), mode=UpdateMode.REPLACE)

@@ -9,13 +9,21 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from shared.domain.errors import InvalidParameter, describe_validation_error
-from shared.domain.images import DiskState, validate_image_name
+from shared.domain.errors import Conflict, InvalidParameter, describe_validation_error
+from shared.domain.images import (
+    DescriptionText,
+    DiskState,
+    FamilyName,
+    LabelText,
+    VmSize,
+    validate_image_name,
+)
 from shared.domain.operations import validate_operation_id
 from shared.domain.vms import validate_vm_name
 
@@ -24,6 +32,12 @@ MAX_MESSAGE_BYTES = 64 * 1024
 
 class InvalidCaptureRequest(InvalidParameter):
     code = "InvalidCaptureRequest"
+
+
+class OperationIdConflict(Conflict):
+    """An OperationId is an idempotency key bound to its request."""
+
+    code = "OperationIdConflict"
 
 
 def _field(check: Any, value: Any, *args: Any) -> Any:
@@ -39,13 +53,13 @@ class CaptureRequest(BaseModel):
     ServiceName: str
     Name: str
     ImageName: str
-    ImageLabel: str | None = Field(default=None, max_length=256)
+    ImageLabel: LabelText | None = None
     OSState: DiskState | None = None
     OperationId: str | None = None
     # Beyond Save-AzureVMImage, as Capture VM Image allows:
-    ImageFamily: str | None = Field(default=None, max_length=256)
-    Description: str | None = Field(default=None, max_length=4096)
-    RecommendedVMSize: str | None = Field(default=None, max_length=64)
+    ImageFamily: FamilyName | None = None
+    Description: DescriptionText | None = None
+    RecommendedVMSize: VmSize | None = None
 
     # Pydantic reports only ValueErrors as field errors: translate ours.
     @field_validator("ServiceName")
@@ -82,6 +96,14 @@ class CaptureRequest(BaseModel):
     @property
     def label(self) -> str:
         return self.ImageLabel or self.ImageName
+
+    @property
+    def fingerprint(self) -> str:
+        """What the request asks for, whatever its OperationId: the same id with another
+        fingerprint is another request, not a repeat."""
+        doc = self.model_dump(mode="json", exclude_none=True, exclude={"OperationId"})
+        canonical = json.dumps(doc, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
 
 def decode_message(body: bytes) -> Any:

@@ -60,6 +60,7 @@ class Operation(BaseModel):
     VMName: str | None = None
     Step: str | None = None  # where a long operation has got to
     Request: str | None = None  # the raw request, kept when it could not be understood
+    RequestFingerprint: str | None = None  # what was asked (see CaptureRequest.fingerprint)
     Details: dict[str, Any] = Field(default_factory=dict)
     CreatedTime: datetime = Field(default_factory=utcnow)
     UpdatedTime: datetime = Field(default_factory=utcnow)

@@ -20,7 +20,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote, urlparse
 
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.storage.blob import BlobClient, BlobServiceClient
@@ -38,10 +37,12 @@ from shared.adapters.vms_table import VmInventory
 from shared.domain.captures import (
     CaptureRequest,
     InvalidCaptureRequest,
+    OperationIdConflict,
     decode_message,
     operation_id_in,
     parse_capture,
 )
+from shared.domain.disks import MediaLinkElsewhere, parse_media_link
 from shared.domain.errors import CatalogError, InvalidParameter, NotFound
 from shared.domain.images import (
     DataDisk,
@@ -105,6 +106,8 @@ class CaptureDeps:
 
 
 def start_operation(request: CaptureRequest, operation_id: str, ops: Operations) -> Operation:
+    """The operation of this request: created, or the one a repeat of it created.
+    OperationIdConflict when the id belongs to a different request."""
     op = Operation(
         OperationId=operation_id,
         Kind="CaptureVM",
@@ -112,8 +115,16 @@ def start_operation(request: CaptureRequest, operation_id: str, ops: Operations)
         ServiceName=request.ServiceName,
         VMName=request.Name,
         Step="Queued",
+        RequestFingerprint=request.fingerprint,
     )
-    return ops.create(op)[0]
+    op, created = ops.create(op)
+    if not created and op.RequestFingerprint not in (None, request.fingerprint):
+        raise OperationIdConflict(
+            f"the operation id '{operation_id}' was used for another request (image "
+            f"'{op.ImageName}' from {op.ServiceName}/{op.VMName}); an OperationId names one "
+            "request: send the same body to repeat it, or use a new id"
+        )
+    return op
 
 
 def run_capture(request: CaptureRequest, operation_id: str, deps: CaptureDeps) -> Operation:
@@ -166,18 +177,13 @@ def _roles(vm: VirtualMachine, request: CaptureRequest) -> list[tuple[str, str]]
 
 
 def _source(deps: CaptureDeps, url: str) -> BlobClient:
-    """The blob a MediaLink names, which must be in this catalog's storage account."""
-    account = deps.blobs.url.rstrip("/")
-    if not url.lower().startswith(account.lower() + "/"):
-        raise DiskNotInAccount(
-            f"the disk {url} is not in this catalog's storage account ({account}); "
-            "copy it into the vhds container first"
-        )
-    path = unquote(urlparse(url).path)
-    prefix = urlparse(account).path.rstrip("/")
-    container, _, blob = path[len(prefix) :].lstrip("/").partition("/")
-    if not container or not blob:
-        raise DiskNotInAccount(f"{url} does not name a blob")
+    """The blob a MediaLink names, which must be in this catalog's storage account.
+
+    A link that names no blob of ours is a CatalogError: the capture fails at once."""
+    try:
+        container, blob = parse_media_link(url, deps.blobs.url)
+    except MediaLinkElsewhere as e:
+        raise DiskNotInAccount(f"{e.message} (copy the disk into it first)") from None
     return deps.blobs.get_blob_client(container, blob)
 
 
@@ -189,6 +195,11 @@ def _capture(request: CaptureRequest, op: Operation, deps: CaptureDeps) -> Opera
     if published is None:  # otherwise an earlier delivery got as far as publishing
         op = _copy_and_publish(request, deps.vms.get(request.ServiceName, request.Name), op, deps)
     op = deps.step("PostCapture", op)
+    vm = deps.vms.find(request.ServiceName, request.Name)
+    if vm is not None:  # also when an earlier delivery died between publishing and this
+        for url in vm.disk_links:
+            with contextlib.suppress(CatalogError, ResourceNotFoundError):
+                _drop_snapshots(_source(deps, url), op.OperationId, deps)
     if request.OSState != DiskState.SPECIALIZED:
         _delete_vm(request, deps)
     image = deps.catalog.get(request.ImageName)
@@ -224,8 +235,6 @@ def _copy_and_publish(
     image = _image(request, vm, op.OperationId, {r: d for r, _s, d in pairs}, sizes)
     # Claims and leases the copies, then publishes: one image per operation, however often.
     publish(deps.catalog, BlobDiskGuard.of_account(deps.blobs), image)
-    for _role, src, _dst in pairs:
-        _drop_snapshots(src, op.OperationId, deps)
     return op
 
 
@@ -467,6 +476,20 @@ def handle_capture_message(
         return MessageOutcome(op, keep_raw=raw)
     try:
         return MessageOutcome(run_capture(request, op_id, deps))
+    except OperationIdConflict as e:  # never a second image: a failed duplicate of its own
+        dup = Operation(
+            OperationId=f"msg-{message_id}"[:64],
+            Kind="CaptureVM",
+            ImageName=request.ImageName,
+            ServiceName=request.ServiceName,
+            VMName=request.Name,
+            Request=raw[:8192],
+        )
+        dup, _ = deps.operations.create(dup)
+        if not dup.final:
+            dup = dup.fail(e.code, e.message, e.status)
+            deps.operations.save(dup)
+        return MessageOutcome(dup)
     except Exception as e:  # transient: let the queue retry, unless this was the last try
         if dequeue_count >= max_attempts:
             return MessageOutcome(
@@ -475,10 +498,34 @@ def handle_capture_message(
         raise
 
 
-def submit_capture(doc: Any, ops: Operations, send: Callable[[dict[str, Any]], None]) -> Operation:
-    """`POST /api/captures`: validate, record the operation, enqueue; idempotent by OperationId."""
+def submit_capture(
+    doc: Any, deps: CaptureDeps, send: Callable[[dict[str, Any]], None]
+) -> Operation:
+    """`POST /api/captures`: validate, check what can be checked now, record the operation,
+    enqueue. Idempotent by OperationId: the same body again is the same operation (a
+    finished one is not sent again); another body with that id is OperationIdConflict."""
     request = parse_capture(doc)
     op_id = request.OperationId or new_operation_id()
-    op = start_operation(request, op_id, ops)
-    send({**request.model_dump(mode="json", exclude_none=True), "OperationId": op_id})
+    existing = deps.operations.find(op_id)
+    if existing is None or existing.RequestFingerprint != request.fingerprint:
+        _check_now(request, op_id, deps)
+    op = start_operation(request, op_id, deps.operations)
+    if not op.final:
+        send({**request.model_dump(mode="json", exclude_none=True), "OperationId": op_id})
     return op
+
+
+def _check_now(request: CaptureRequest, op_id: str, deps: CaptureDeps) -> None:
+    """What a new capture would fail on anyway: answered at once (409 or 404), not as a
+    202 followed by a failed operation."""
+    published = deps.catalog.find(request.ImageName)
+    if published is not None and published.SourceOperation != op_id:
+        raise ImageNameTaken(
+            f"an image named '{published.ImageName}' already exists; choose another name"
+        )
+    vm = deps.vms.get(request.ServiceName, request.Name)
+    if vm.State == VmState.RUNNING:
+        raise VmNotStopped(
+            f"VM '{request.Name}' in '{request.ServiceName}' is {vm.State}; stop it "
+            "(Stop-AzureVM) before capturing it"
+        )

@@ -1,26 +1,27 @@
-"""The services' collaborators, built once per worker process from the app settings."""
+"""The services' collaborators, built once per worker process from the app settings
+(twice at most: over the fail-fast clients HTTP answers use, and over the patient ones)."""
 
 from __future__ import annotations
 
 import logging
 import os
 from collections.abc import Callable
-from functools import cache
 
 from azure.core.exceptions import ServiceResponseTimeoutError
 
 from shared.adapters.catalog_table import ImageCatalog
 from shared.adapters.operations_table import Operations
 from shared.adapters.queues import DelayedQueue, UploadRechecks, queue_client
-from shared.adapters.storage import account
+from shared.adapters.storage import account, per_account
 from shared.adapters.uploads_table import UploadOutcomes
 from shared.adapters.vms_table import VmInventory
 from shared.services.captures import CaptureDeps
+from shared.services.doctor import Doctor
 from shared.services.removal import ImageRemover
 from shared.services.uploads import UploadDeps, UploadPolicy
 
 
-@cache
+@per_account
 def image_catalog() -> ImageCatalog:
     a = account()
     return ImageCatalog(
@@ -28,13 +29,13 @@ def image_catalog() -> ImageCatalog:
     )
 
 
-@cache
+@per_account
 def upload_outcomes() -> UploadOutcomes:
     a = account()
     return UploadOutcomes(a.tables.get_table_client(a.settings.uploads_table))
 
 
-@cache
+@per_account
 def upload_deps() -> UploadDeps:
     a = account()
     rechecks = UploadRechecks(DelayedQueue(queue_client(a.queues, a.settings.upload_checks_queue)))
@@ -52,24 +53,24 @@ def uploads_container_blob(name: str):  # type: ignore[no-untyped-def]
     return a.blobs.get_blob_client(a.settings.uploads_container, name)
 
 
-@cache
+@per_account
 def image_remover() -> ImageRemover:
     return ImageRemover(image_catalog(), account().blobs)
 
 
-@cache
+@per_account
 def operations() -> Operations:
     a = account()
     return Operations(a.tables.get_table_client(a.settings.operations_table))
 
 
-@cache
+@per_account
 def vm_inventory() -> VmInventory:
     a = account()
     return VmInventory(a.tables.get_table_client(a.settings.vms_table))
 
 
-@cache
+@per_account
 def capture_deps() -> CaptureDeps:
     a = account()
     return CaptureDeps(
@@ -108,7 +109,20 @@ def _fault_injection(kill_at: str | None, transient_at: str | None) -> Callable[
     return inject
 
 
-@cache
+@per_account
+def doctor() -> Doctor:
+    a = account()
+    return Doctor(
+        catalog=image_catalog(),
+        blobs=a.blobs,
+        operations=operations(),
+        containers=a.settings.containers,
+        images_container=a.settings.images_container,
+        vm_disk_containers=(a.settings.vhds_container,),
+    )
+
+
+@per_account
 def capture_queue() -> DelayedQueue:
     a = account()
     return DelayedQueue(queue_client(a.queues, a.settings.capture_queue))

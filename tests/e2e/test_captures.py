@@ -269,3 +269,96 @@ def test_a_transient_storage_error_is_retried_by_the_queue(
     # The first delivery failed (the host retries it after visibilityTimeout), the second won.
     assert text.count("Executed 'Functions.capture_vm' (Failed") == 1
     assert text.count("Executed 'Functions.capture_vm' (Succeeded") == 1
+
+
+def post_capture(app: AppHost, key: str, body: dict[str, Any]) -> requests.Response:
+    return requests.post(
+        f"{app.base_url}/api/captures", json=body, headers={"x-functions-key": key}, timeout=30
+    )
+
+
+def test_an_operation_id_with_another_body_is_a_conflict_not_a_second_image(
+    catalog_app, function_key, storage
+) -> None:
+    service, vm = make_vm(catalog_app, function_key, storage, data=0)
+    op_id = f"op-{uuid.uuid4().hex[:8]}"
+    first = {"ServiceName": service, "Name": vm, "ImageName": f"a-{op_id}", "OperationId": op_id}
+    other = {**first, "ImageName": f"b-{op_id}"}
+    assert post_capture(catalog_app, function_key, first).status_code == 202
+    r = post_capture(catalog_app, function_key, other)
+    assert r.status_code == 409 and r.json()["Code"] == "OperationIdConflict", r.text
+    again = post_capture(catalog_app, function_key, first)  # the same body: the same operation
+    assert again.status_code == 202 and again.json()["OperationId"] == op_id
+    # From the queue, the other body with that id is a failed duplicate of its own.
+    send(storage, other)
+    assert wait_operation(catalog_app, op_id)["Status"] == "Succeeded"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        ops = requests.get(
+            f"{catalog_app.base_url}/api/images/b-{op_id}", timeout=10
+        ).status_code
+        assert ops == 404
+        found = _failed_duplicates(storage, f"b-{op_id}")
+        if found:
+            assert found[0]["Error"]["Code"] == "OperationIdConflict"
+            break
+        time.sleep(0.3)
+    else:
+        pytest.fail("the duplicate message left no failed operation")
+    assert requests.get(f"{catalog_app.base_url}/api/images/a-{op_id}", timeout=10).ok
+
+
+def _failed_duplicates(storage: StorageAccount, image: str) -> list[dict[str, Any]]:
+    table = storage.tables.get_table_client(storage.settings.operations_table)
+    rows = table.query_entities("Status eq 'Failed'", select=["Operation"])
+    ops = [json.loads(r["Operation"]) for r in rows]
+    return [o for o in ops if o.get("ImageName") == image]
+
+
+def test_concurrent_posts_over_three_ids_make_three_images(
+    catalog_app, function_key, storage
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    vms = [make_vm(catalog_app, function_key, storage, data=0) for _ in range(3)]
+    tag = uuid.uuid4().hex[:6]
+    bodies = [
+        {
+            "ServiceName": vms[i % 3][0],
+            "Name": vms[i % 3][1],
+            "ImageName": f"race-{tag}-{i}",
+            "OSState": "Specialized",
+            "OperationId": f"race-{tag}-{i % 3}",
+        }
+        for i in range(12)
+    ]
+    with ThreadPoolExecutor(12) as pool:
+        answers = list(pool.map(lambda b: post_capture(catalog_app, function_key, b), bodies))
+    codes = sorted(r.status_code for r in answers)
+    assert codes == [202] * 3 + [409] * 9, [r.text for r in answers]
+    for i in range(3):
+        assert wait_operation(catalog_app, f"race-{tag}-{i}", timeout=90)["Status"] == "Succeeded"
+    made = [
+        b["ImageName"]
+        for b in bodies
+        if requests.get(f"{catalog_app.base_url}/api/images/{b['ImageName']}", timeout=10).ok
+    ]
+    accepted = [b["ImageName"] for b, r in zip(bodies, answers, strict=True) if r.ok]
+    assert sorted(made) == sorted(accepted)
+
+
+def test_post_captures_checks_the_name_and_the_vm_at_once(
+    catalog_app, function_key, storage
+) -> None:
+    service, vm = make_vm(catalog_app, function_key, storage, data=0)
+    taken = requests.get(
+        f"{catalog_app.base_url}/api/images", params={"top": 1}, timeout=10
+    ).json()["Images"][0]["ImageName"]
+    r = post_capture(
+        catalog_app, function_key, {"ServiceName": service, "Name": vm, "ImageName": taken}
+    )
+    assert r.status_code == 409 and r.json()["Code"] == "ImageNameTaken", r.text
+    r = post_capture(
+        catalog_app, function_key, {"ServiceName": service, "Name": "nope", "ImageName": "x-1"}
+    )
+    assert r.status_code == 404 and r.json()["Code"] == "VmNotFound", r.text
