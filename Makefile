@@ -2,6 +2,8 @@
 #   make run    Azurite + the function app on http://127.0.0.1:7071, with sample data
 #   make test   the whole test suite against a private Azurite
 # Both install what is missing first and are quick when nothing is.
+#   make run PORT=7081 AZURITE_PORT_BASE=20000   other ports (also AZURITE_BLOB_PORT, _QUEUE_, _TABLE_)
+#   make deps    install only;   make reset    wipe make run's Azurite data (samples load again)
 
 PYTHON ?= python3
 VENV   := .venv
@@ -11,9 +13,18 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEBS   := qemu-utils e2fsprogs fdisk dosfstools ntfs-3g mtools
 TOOLS  := qemu-img sfdisk mke2fs mkfs.vfat mkntfs mcopy
 
-.PHONY: run test lint format bench bench-catalog deps system-deps clean
+.PHONY: run test lint format bench bench-catalog deps system-deps reset clean
+
+# Ports for make run; empty means the default (app 7071, Azurite 10000-10002).
+PORT               ?=
+AZURITE_PORT_BASE  ?=
+AZURITE_BLOB_PORT  ?=
+AZURITE_QUEUE_PORT ?=
+AZURITE_TABLE_PORT ?=
 
 run: deps
+	PORT='$(PORT)' AZURITE_PORT_BASE='$(AZURITE_PORT_BASE)' AZURITE_BLOB_PORT='$(AZURITE_BLOB_PORT)' \
+	AZURITE_QUEUE_PORT='$(AZURITE_QUEUE_PORT)' AZURITE_TABLE_PORT='$(AZURITE_TABLE_PORT)' \
 	$(PY) -m devtools.run
 
 test: deps system-deps
@@ -56,5 +67,14 @@ system-deps:
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEBS) >/dev/null; \
 	fi
 
-clean:
+# make run's Azurite data (images, VMs, disks, operations); the next make run loads the samples again.
+reset:
+	@if [ -f .local/run.pid ] && kill -0 "$$(cat .local/run.pid)" 2>/dev/null; then \
+	  echo "make run is running (pid $$(cat .local/run.pid)): stop it with Ctrl-C first" >&2; exit 1; \
+	fi
+	rm -rf .local/azurite .local/azurite.log
+	@echo "Azurite's data is gone: the next make run starts from the sample data"
+
+# Also the function keys and every cache.
+clean: reset
 	rm -rf .local .pytest_cache .ruff_cache

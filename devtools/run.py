@@ -1,24 +1,85 @@
 """`make run`: Azurite + the catalog on http://127.0.0.1:7071, with sample data.
 
-Starts Azurite on its default loopback ports with its data in `.local/azurite`
-(git-ignored), creates the containers, queues and tables the app uses, loads
-the sample data, starts the local runner, and streams the logs. Ctrl-C stops
-everything it started.
+Starts Azurite on loopback (ports 10000-10002 unless told otherwise) with its
+data in `.local/azurite` (git-ignored), creates the containers, queues and
+tables the app uses, loads the sample data once, starts the local runner, and
+streams the logs. Ctrl-C stops everything it started.
+
+Ports come from the environment (`make run PORT=7081 AZURITE_PORT_BASE=20000`
+passes them on): `PORT` for the app, `AZURITE_PORT_BASE` for the three Azurite
+services in a row (blob, queue, table), or each one with `AZURITE_BLOB_PORT`,
+`AZURITE_QUEUE_PORT`, `AZURITE_TABLE_PORT`. An empty value means the default.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
+import os
 import signal
 import sys
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass
 from types import FrameType
 
+from devtools import samples
 from devtools.apphost import AppHost
-from devtools.azurite import ROOT, Azurite
+from devtools.azurite import ACCOUNT, HOST, ROOT, Azurite, port_open
 from shared.adapters.storage import StorageAccount, ensure_resources
 from shared.settings import settings_with_defaults
+
+# The pid of a running `make run`, so that `make reset` won't wipe data in use.
+PID_FILE = ROOT / ".local" / "run.pid"
+
+
+class PortError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Ports:
+    app: int = 7071
+    blob: int = 10000
+    queue: int = 10001
+    table: int = 10002
+
+    @property
+    def default_azurite(self) -> bool:
+        """Whether `UseDevelopmentStorage=true` reaches this Azurite."""
+        return (self.blob, self.queue, self.table) == (10000, 10001, 10002)
+
+
+def _port(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        port = int(raw)
+    except ValueError:
+        raise PortError(f"{name}={raw!r} is not a port number") from None
+    if not 1 <= port <= 65535:
+        raise PortError(f"{name}={port} is not a port number (1-65535)")
+    return port
+
+
+def ports_from(env: Mapping[str, str]) -> Ports:
+    """The ports `make run` uses, from PORT and the AZURITE_* settings (empty: the default)."""
+    base = _port(env, "AZURITE_PORT_BASE", 10000)
+    if base > 65533:
+        raise PortError(f"AZURITE_PORT_BASE={base} leaves no room for 3 ports (at most 65533)")
+    ports = Ports(
+        app=_port(env, "PORT", 7071),
+        blob=_port(env, "AZURITE_BLOB_PORT", base),
+        queue=_port(env, "AZURITE_QUEUE_PORT", base + 1),
+        table=_port(env, "AZURITE_TABLE_PORT", base + 2),
+    )
+    used = [ports.app, ports.blob, ports.queue, ports.table]
+    if len(set(used)) < len(used):
+        raise PortError(
+            f"the app and Azurite's blob, queue and table services need 4 different ports, "
+            f"not {used}"
+        )
+    return ports
 
 
 def seed(connection: str) -> None:
@@ -27,23 +88,71 @@ def seed(connection: str) -> None:
     )
     for line in ensure_resources(storage):
         print(f"  created {line}")
-    try:
-        samples = importlib.import_module("devtools.samples")
-    except ModuleNotFoundError:
-        return
     for line in samples.load(storage):
         print(f"  {line}")
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--port", type=int, default=7071)
-    args = parser.parse_args()
+def banner(ports: Ports, connection: str, elapsed: float) -> str:
+    """What to use once everything is up: every URL and setting right for these ports."""
+    url = f"http://{HOST}:{ports.app}"
+    vhds = f"http://{HOST}:{ports.blob}/{ACCOUNT}/{settings_with_defaults()['VHDS_CONTAINER']}/"
+    lines = [
+        f"Ready in {elapsed:.1f}s:",
+        f"  health:  {url}/api/health",
+        f"  catalog: {url}/api/images",
+        f"  VM disks (MediaLinks) are blobs under {vhds}",
+        "  keys:    .local/funckeys.json (see the banner above)",
+    ]
+    if ports.default_azurite:
+        lines.append('  Azurite: "UseDevelopmentStorage=true" (az, Storage Explorer)')
+    else:
+        lines += [
+            "  Azurite (az --connection-string, Storage Explorer; the key is the emulator's):",
+            f'    "{connection}"',
+        ]
+    env = []
+    if ports.app != 7071:
+        env.append(f"VMIMAGE_URL={url}")
+    if not ports.default_azurite:
+        env.append(f"VMIMAGE_STORAGE_CONNECTION_STRING='{connection}'")
+    cli = ".venv/bin/vmimage"
+    lines += ["", "Try:", f"  curl -s {url}/api/families"]
+    if env:
+        lines.append("  export " + " ".join(env) + "   # tells vmimage where the catalog is")
+    lines += [
+        f"  {cli} upload DISK.vhd --family 'My images'   # a fixed VHD",
+        f"  {cli} capture --service contoso-web --vm web01 --image web01 --wait",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--port", help="the app's port (default: PORT, else 7071)")
+    args = parser.parse_args(argv)
+    env = dict(os.environ)
+    if args.port is not None:
+        env["PORT"] = args.port
+    try:
+        ports = ports_from(env)
+    except PortError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if port_open(ports.app):
+        print(
+            f"error: port {ports.app} on {HOST} is in use: is `make run` already running? "
+            "Choose another with PORT=...",
+            file=sys.stderr,
+        )
+        return 1
     local = ROOT / ".local"
     local.mkdir(exist_ok=True)
     azurite = Azurite(
-        10000, 10001, 10002, location=local / "azurite", log_file=local / "azurite.log"
-    )
+        ports.blob, ports.queue, ports.table,
+        location=local / "azurite", log_file=local / "azurite.log",
+    )  # fmt: skip
     app: AppHost | None = None
     stopping = False
 
@@ -53,26 +162,23 @@ def main() -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    wrote_pid = False
     try:
         started = time.monotonic()
-        print("Starting Azurite on 127.0.0.1:10000-10002 (data in .local/azurite)")
+        print(
+            f"Starting Azurite on {HOST}:{ports.blob}/{ports.queue}/{ports.table} "
+            "(blob/queue/table; data in .local/azurite)"
+        )
         azurite.start()
+        PID_FILE.write_text(str(os.getpid()))
+        wrote_pid = True
         print("Creating storage resources and sample data")
         seed(azurite.connection_string)
-        app = AppHost(azurite.connection_string, port=args.port)
+        app = AppHost(azurite.connection_string, port=ports.app)
         app.start(wait_path=None)
         app.wait_until_up("/api/health", timeout=60)
         print(
-            f"\nReady in {time.monotonic() - started:.1f}s:\n"
-            f"  health:  {app.base_url}/api/health\n"
-            f"  catalog: {app.base_url}/api/images\n"
-            f"  Azurite: {azurite.connection_string.split(';AccountKey')[0]} "
-            "(UseDevelopmentStorage=true)\n"
-            "  keys:    .local/funckeys.json (see the banner above)\n"
-            "\nTry:\n"
-            f"  curl -s {app.base_url}/api/families\n"
-            "  .venv/bin/vmimage upload DISK.vhd --family 'My images'   # a fixed VHD\n"
-            "  .venv/bin/vmimage capture --service contoso-web --vm web01 --image web01 --wait\n",
+            "\n" + banner(ports, azurite.connection_string, time.monotonic() - started) + "\n",
             flush=True,
         )
         while not stopping and app.process is not None and app.process.poll() is None:
@@ -89,6 +195,8 @@ def main() -> int:
         if app is not None:
             app.stop()
         azurite.stop()
+        if wrote_pid:
+            PID_FILE.unlink(missing_ok=True)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,65 @@
+"""`make run`'s ports: read from PORT and AZURITE_*, and everything it prints fits them."""
+
+from __future__ import annotations
+
+import pytest
+
+from devtools.azurite import connection_string
+from devtools.run import PortError, Ports, banner, ports_from
+
+
+def test_no_settings_or_empty_ones_mean_the_defaults() -> None:
+    assert ports_from({}) == Ports(7071, 10000, 10001, 10002)
+    # The Makefile passes every variable, empty when not given on the command line.
+    empty = dict.fromkeys(
+        ["PORT", "AZURITE_PORT_BASE", "AZURITE_BLOB_PORT", "AZURITE_QUEUE_PORT",
+         "AZURITE_TABLE_PORT"], "",
+    )  # fmt: skip
+    assert ports_from(empty) == Ports(7071, 10000, 10001, 10002)
+    assert ports_from(empty).default_azurite
+
+
+def test_a_base_puts_the_three_services_in_a_row_and_single_ports_win() -> None:
+    assert ports_from({"PORT": "7081", "AZURITE_PORT_BASE": "20000"}) == Ports(
+        7081, 20000, 20001, 20002
+    )
+    env = {"AZURITE_PORT_BASE": "20000", "AZURITE_QUEUE_PORT": " 30001 "}
+    assert ports_from(env) == Ports(7071, 20000, 30001, 20002)
+    assert not ports_from(env).default_azurite
+
+
+@pytest.mark.parametrize(
+    ("env", "says"),
+    [
+        ({"PORT": "abc"}, "PORT='abc' is not a port number"),
+        ({"AZURITE_BLOB_PORT": "70000"}, "AZURITE_BLOB_PORT=70000"),
+        ({"PORT": "0"}, "PORT=0"),
+        ({"AZURITE_PORT_BASE": "65534"}, "no room for 3 ports"),
+        ({"PORT": "10001"}, "4 different ports"),
+        ({"AZURITE_PORT_BASE": "20000", "AZURITE_TABLE_PORT": "20000"}, "4 different ports"),
+    ],
+)
+def test_bad_ports_are_refused_with_the_setting_named(env: dict[str, str], says: str) -> None:
+    with pytest.raises(PortError, match=says.replace("(", r"\(")):
+        ports_from(env)
+
+
+def test_the_banner_at_the_default_ports_offers_development_storage() -> None:
+    ports = Ports()
+    text = banner(ports, connection_string(10000, 10001, 10002), 1.0)
+    assert "http://127.0.0.1:7071/api/health" in text
+    assert "http://127.0.0.1:10000/devstoreaccount1/vhds/" in text
+    assert "UseDevelopmentStorage=true" in text
+    assert "VMIMAGE_" not in text  # vmimage's defaults are right
+
+
+def test_the_banner_at_other_ports_gives_every_url_and_setting_for_them() -> None:
+    ports = ports_from({"PORT": "7081", "AZURITE_PORT_BASE": "20000"})
+    conn = connection_string(20000, 20001, 20002)
+    text = banner(ports, conn, 1.0)
+    assert "UseDevelopmentStorage" not in text  # it would reach the default ports
+    assert conn in text
+    assert "export VMIMAGE_URL=http://127.0.0.1:7081 " in text
+    assert f"VMIMAGE_STORAGE_CONNECTION_STRING='{conn}'" in text
+    assert "http://127.0.0.1:20000/devstoreaccount1/vhds/" in text
+    assert ":7071" not in text and ":10000" not in text
