@@ -17,6 +17,7 @@ from shared.adapters.catalog_table import ImageCatalog
 from shared.adapters.operations_table import Operations
 from shared.adapters.vms_table import VmInventory
 from shared.domain.captures import CaptureRequest
+from shared.domain.images import DiskInUse
 from shared.domain.vhd import build_footer
 from shared.domain.vms import VirtualMachine
 from shared.services.captures import CaptureDeps, handle_capture_message, run_capture
@@ -269,3 +270,77 @@ def test_a_transient_error_is_retried_until_the_last_attempt(world: World) -> No
         handle_capture_message(doc, "m4", 1, world.deps, 3)
     out = handle_capture_message(doc, "m4", 3, world.deps, 3)
     assert (out.operation.Status, out.operation.Error.Code) == ("Failed", "CaptureRetriesExhausted")
+
+
+def test_a_capture_takes_only_vm_disks_and_touches_nothing_else(world: World) -> None:
+    """Before any snapshot: a blob outside the VM disk containers (a blob receipt), or a
+    page blob that is not a fixed VHD, fails the capture, and the blob is left as it was."""
+    receipts = f"hosts{uuid.uuid4().hex[:8]}"
+    world.blobs.create_container(receipts)
+    receipt = world.blobs.get_blob_client(receipts, "blobreceipts/x/etag")
+    receipt.upload_blob(b"{}")
+    not_vhd = world.blobs.get_blob_client(world.vhds, "plain.vhd")
+    not_vhd.create_page_blob(1024 * 1024)
+    for name, link in [("receipt", receipt.url), ("novhd", not_vhd.url)]:
+        world.deps.vms.put(
+            VirtualMachine(
+                ServiceName="svc",
+                Name=name,
+                State="Stopped",
+                OSDisk={"OS": "Linux", "MediaLink": link},
+            )
+        )
+        op = run_capture(request(name, f"img-{name}"), f"op-{name}", world.deps)
+        assert (op.Status, op.Error.Code) == ("Failed", "NotAVmDisk"), op
+    assert receipt.download_blob().readall() == b"{}"
+    assert world.blob_names(world.vhds, snapshots=True) == ["plain.vhd"]
+    assert world.blob_names(world.images) == []
+
+
+def test_a_vm_disk_another_record_or_an_image_uses_survives_the_vms_deletion(
+    world: World,
+) -> None:
+    world.vm("owner", data_disks=0)
+    owner_disk = world.deps.vms.get("svc", "owner").OSDisk.MediaLink
+    held = world.blobs.get_blob_client(world.vhds, "held.vhd")
+    held.create_page_blob(64 * MIB + 512)
+    held.upload_page(build_footer(64 * MIB), offset=64 * MIB, length=512)
+    from shared.adapters.blobs import BlobDiskGuard
+    from shared.services.registration import publish
+    from tests.integration.test_disk_claims import image
+
+    publish(world.deps.catalog, BlobDiskGuard.of_account(world.blobs), image("keeps", held))
+    # A record written before the inventory refused shared disks: straight into the table.
+    greedy = VirtualMachine(
+        ServiceName="svc",
+        Name="greedy",
+        State="Stopped",
+        OSDisk={"OS": "Linux", "MediaLink": world.disk("greedy-os.vhd")},
+        DataDisks=[{"Lun": 0, "MediaLink": owner_disk}, {"Lun": 1, "MediaLink": held.url}],
+    )
+    world.deps.vms.table.upsert_entity(
+        {
+            "PartitionKey": "svc",
+            "RowKey": "greedy",
+            "State": "Stopped",
+            "Vm": greedy.model_dump_json(),
+        }
+    )
+    op = run_capture(request("greedy", "greedy-img", "Generalized"), "op-greedy", world.deps)
+    assert op.Status == "Succeeded", op.Error
+    # Its own disk went with it; the other VM's disk and the image's disk stayed.
+    assert world.blob_names(world.vhds) == ["held.vhd", "owner-os.vhd"]
+    assert world.deps.catalog.holder(f"{world.vhds}/held.vhd") == "keeps"
+
+
+def test_two_vm_records_cannot_name_one_disk(world: World) -> None:
+    world.vm("first", data_disks=0)
+    link = world.deps.vms.get("svc", "first").OSDisk.MediaLink
+    second = VirtualMachine(
+        ServiceName="svc", Name="second", State="Stopped", OSDisk={"OS": "Linux", "MediaLink": link}
+    )
+    with pytest.raises(DiskInUse, match="svc/first"):
+        world.deps.vms.put(second)
+    world.deps.vms.delete("svc", "first")  # once the first is gone, the disk is free
+    world.deps.vms.put(second)
+    assert world.deps.vms.users_of(link) == [("svc", "second")]
