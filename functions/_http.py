@@ -12,6 +12,7 @@ from typing import Any
 import azure.functions as func
 from pydantic import BaseModel, ValidationError
 
+from shared.adapters.storage import answering_http, storage_unavailable
 from shared.domain.errors import CatalogError, InvalidParameter, describe_validation_error
 
 log = logging.getLogger(__name__)
@@ -37,8 +38,16 @@ def json_response(
     )
 
 
-def error_response(code: str, message: str, status: int) -> func.HttpResponse:
-    return json_response({"Code": code, "Message": message}, status)
+def error_response(
+    code: str, message: str, status: int, headers: dict[str, str] | None = None
+) -> func.HttpResponse:
+    return json_response({"Code": code, "Message": message}, status, headers)
+
+
+def retry_after(e: CatalogError) -> dict[str, str] | None:
+    """The Retry-After header an error's answer carries, if it says when to come back."""
+    seconds = getattr(e, "retry_after", None)
+    return {"Retry-After": str(seconds)} if seconds else None
 
 
 def json_body(req: func.HttpRequest) -> Any:
@@ -52,17 +61,23 @@ def json_body(req: func.HttpRequest) -> Any:
 
 
 def json_errors(fn: Callable[..., func.HttpResponse]) -> Callable[..., func.HttpResponse]:
-    """Turn domain errors into JSON {Code, Message} with their status; log the unexpected."""
+    """Turn domain errors into JSON {Code, Message} with their status, storage being down
+    into 503 StorageUnavailable with Retry-After; log the unexpected. Storage is reached
+    through the fail-fast clients meanwhile: a caller is waiting."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> func.HttpResponse:
         try:
-            return fn(*args, **kwargs)
+            with answering_http():
+                return fn(*args, **kwargs)
         except CatalogError as e:
-            return error_response(e.code, e.message, e.status)
+            return error_response(e.code, e.message, e.status, retry_after(e))
         except ValidationError as e:
             return error_response("InvalidParameter", describe_validation_error(e), 400)
-        except Exception:
+        except Exception as e:
+            if (down := storage_unavailable(e)) is not None:
+                log.warning("%s: storage unavailable: %s: %.300s", fn.__name__, type(e).__name__, e)
+                return error_response(down.code, down.message, down.status, retry_after(down))
             log.exception("unexpected error in %s", fn.__name__)
             return error_response("InternalError", "The server could not answer; try again.", 500)
 

@@ -7,6 +7,7 @@ import json
 import azure.functions as func
 
 from shared.adapters.storage import StorageNotConfigured
+from shared.domain.errors import StorageUnavailable
 from shared.services.health import check_storage, probe_account
 
 bp = func.Blueprint()
@@ -22,5 +23,6 @@ def health(req: func.HttpRequest) -> func.HttpResponse:
     return func.HttpResponse(
         json.dumps(report.to_json()),
         status_code=200 if report.healthy else 503,
+        headers=None if report.healthy else {"Retry-After": str(StorageUnavailable.retry_after)},
         mimetype="application/json",
     )

@@ -9,6 +9,7 @@ import azure.functions as func
 from functions._http import error_response, json_body, json_errors, json_response
 from shared.domain.errors import InvalidParameter
 from shared.domain.vms import VirtualMachine, VmBody, validate_vm_name
+from shared.services import inventory
 from shared.services.context import vm_inventory
 
 bp = func.Blueprint()
@@ -54,10 +55,4 @@ def list_vms(req: func.HttpRequest) -> func.HttpResponse:
     if not re.fullmatch(r"\d{1,4}", top) or not 1 <= int(top) <= 1000:
         return error_response("InvalidParameter", "top must be a whole number from 1 to 1000", 400)
     token = req.params.get("continuationToken")
-    if token is not None and len(token) > 4096:
-        return error_response("InvalidParameter", "the continuation token is not valid", 400)
-    vms, nxt = vm_inventory().page(int(top), token)
-    body: dict[str, object] = {"VMs": [v.to_json() for v in vms], "Count": len(vms)}
-    if nxt:
-        body["ContinuationToken"] = nxt
-    return json_response(body)
+    return json_response(inventory.list_vms(vm_inventory(), int(top), token))

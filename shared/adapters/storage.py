@@ -10,16 +10,26 @@ and `__clientId` for a user-assigned identity.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
+from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
 from azure.data.tables import TableServiceClient
 from azure.storage.blob import BlobServiceClient
+from azure.storage.blob import LinearRetry as BlobRetry
+from azure.storage.queue import LinearRetry as QueueRetry
 from azure.storage.queue import QueueServiceClient
 
+from shared.domain.errors import StorageUnavailable
 from shared.settings import Settings
+
+T = TypeVar("T")
 
 CONNECTION = "AzureWebJobsStorage"
 DEV_ACCOUNT = "devstoreaccount1"
@@ -65,17 +75,26 @@ class StorageAccount:
 
     @classmethod
     def from_env(
-        cls, environ: dict[str, str] | None = None, **client_options: Any
+        cls,
+        environ: dict[str, str] | None = None,
+        *,
+        fail_fast: bool = False,
+        **client_options: Any,
     ) -> StorageAccount:
+        """Clients for the configured account; `fail_fast`: the ones HTTP answers use."""
         env = os.environ if environ is None else environ
         settings = Settings.from_env(dict(env))
+        options = {kind: dict(client_options) for kind in ("blob", "queue", "table")}
+        if fail_fast:
+            for kind, extra in _fail_fast_options().items():
+                options[kind].update(extra)
         conn = env.get(CONNECTION)
         if conn:
             conn = expand_development_storage(conn)
             return cls(
-                BlobServiceClient.from_connection_string(conn, **client_options),
-                QueueServiceClient.from_connection_string(conn, **client_options),
-                TableServiceClient.from_connection_string(conn, **client_options),
+                BlobServiceClient.from_connection_string(conn, **options["blob"]),
+                QueueServiceClient.from_connection_string(conn, **options["queue"]),
+                TableServiceClient.from_connection_string(conn, **options["table"]),
                 settings,
             )
         account = env.get(f"{CONNECTION}__accountName")
@@ -91,25 +110,108 @@ class StorageAccount:
             )
         credential = _credential(env, CONNECTION)
         return cls(
-            BlobServiceClient(urls["blob"], credential=credential, **client_options),
-            QueueServiceClient(urls["queue"], credential=credential, **client_options),
-            TableServiceClient(urls["table"], credential=credential, **client_options),
+            BlobServiceClient(urls["blob"], credential=credential, **options["blob"]),
+            QueueServiceClient(urls["queue"], credential=credential, **options["queue"]),
+            TableServiceClient(urls["table"], credential=credential, **options["table"]),
             settings,
         )
 
 
-_account: StorageAccount | None = None
+# An HTTP caller is waiting: connect briefly and retry once, soon (a pooled connection
+# the server closed), then answer 503 with Retry-After. The SDKs' defaults (connect
+# within 20 s, 3 retries backing off for up to ~1 min on blobs) stay with the queue and
+# blob workers, whom nobody waits for and whose messages are retried anyway.
+FAIL_FAST_CONNECT_SECONDS = 3
+FAIL_FAST_READ_SECONDS = 30
+FAIL_FAST_RETRIES = 1
+
+
+def _fail_fast_options() -> dict[str, dict[str, Any]]:
+    timeouts = {
+        "connection_timeout": FAIL_FAST_CONNECT_SECONDS,
+        "read_timeout": FAIL_FAST_READ_SECONDS,
+    }
+    pause: Any = 0.3  # seconds; the SDKs' annotations say int, their arithmetic takes floats
+    return {
+        "blob": {
+            **timeouts,
+            "retry_policy": BlobRetry(
+                backoff=pause, retry_total=FAIL_FAST_RETRIES, random_jitter_range=pause / 2
+            ),
+        },
+        "queue": {
+            **timeouts,
+            "retry_policy": QueueRetry(
+                backoff=pause, retry_total=FAIL_FAST_RETRIES, random_jitter_range=pause / 2
+            ),
+        },
+        "table": {
+            **timeouts,
+            "retry_total": FAIL_FAST_RETRIES,
+            "retry_backoff_factor": pause,
+        },
+    }
+
+
+_accounts: dict[bool, StorageAccount] = {}
 _lock = threading.Lock()
+_answering: ContextVar[bool] = ContextVar("answering_http", default=False)
+
+
+@contextmanager
+def answering_http() -> Iterator[None]:
+    """Within it (an HTTP function answering), `account()` gives the fail-fast clients."""
+    token = _answering.set(True)
+    try:
+        yield
+    finally:
+        _answering.reset(token)
 
 
 def account() -> StorageAccount:
-    """The process-wide storage account, created on first use."""
-    global _account
-    if _account is None:
+    """The process-wide storage account, created on first use: the fail-fast clients
+    while an HTTP function answers, the patient ones elsewhere."""
+    fast = _answering.get()
+    if fast not in _accounts:
         with _lock:
-            if _account is None:
-                _account = StorageAccount.from_env()
-    return _account
+            if fast not in _accounts:
+                _accounts[fast] = StorageAccount.from_env(fail_fast=fast)
+    return _accounts[fast]
+
+
+def per_account(build: Callable[[], T]) -> Callable[[], T]:
+    """Cache what `build` makes from `account()`: once per kind of clients."""
+    made: dict[bool, T] = {}
+
+    @functools.wraps(build)
+    def get() -> T:
+        fast = _answering.get()
+        if fast not in made:
+            made[fast] = build()
+        return made[fast]
+
+    return get
+
+
+# Storage errors that mean "not now" rather than "no": it can't be reached, or it failed.
+_UNAVAILABLE_STATUSES = frozenset({500, 502, 503, 504})
+
+
+def storage_unavailable(error: BaseException) -> StorageUnavailable | None:
+    """The StorageUnavailable an HTTP answer reports when `error` (or what caused it) is
+    storage being unreachable or failing; None for any other error."""
+    seen: BaseException | None = error
+    for _ in range(5):
+        if seen is None:
+            return None
+        if isinstance(seen, ServiceRequestError | ServiceResponseError | ConnectionError):
+            return StorageUnavailable(f"it can't be reached: {type(seen).__name__}")
+        if isinstance(seen, TimeoutError):
+            return StorageUnavailable("it did not answer in time")
+        if isinstance(seen, HttpResponseError) and seen.status_code in _UNAVAILABLE_STATUSES:
+            return StorageUnavailable(f"it answered {seen.status_code}")
+        seen = seen.__cause__
+    return None
 
 
 def ensure_resources(storage: StorageAccount) -> list[str]:

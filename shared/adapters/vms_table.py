@@ -24,7 +24,7 @@ from azure.core.exceptions import (
 from azure.data.tables import TableClient, UpdateMode
 
 from shared.domain.images import DiskInUse
-from shared.domain.vms import VirtualMachine, VmNotFound
+from shared.domain.vms import STORED, VirtualMachine, VmNotFound
 
 # Where a page of the table stopped, as the Tables SDK gives it back.
 Position = dict[str, str | None]
@@ -58,7 +58,7 @@ class VmInventory:
             e = self.table.get_entity(service.lower(), name.lower())
         except ResourceNotFoundError as err:
             raise VmNotFound(f"no VM '{name}' in cloud service '{service}'") from err
-        return VirtualMachine.model_validate_json(e["Vm"])
+        return VirtualMachine.model_validate_json(e["Vm"], context=STORED)
 
     def find(self, service: str, name: str) -> VirtualMachine | None:
         try:
@@ -156,7 +156,9 @@ class VmInventory:
         pages = self.table.query_entities(
             "PartitionKey ge @first", parameters={"first": FIRST_SERVICE}, results_per_page=top
         ).by_page(continuation_token=after)
-        items = [VirtualMachine.model_validate_json(e["Vm"]) for e in next(pages, [])]
+        items = [
+            VirtualMachine.model_validate_json(e["Vm"], context=STORED) for e in next(pages, [])
+        ]
         return items, pages.continuation_token or None
 
 

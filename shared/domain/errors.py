@@ -38,6 +38,19 @@ class Conflict(CatalogError):
     status = 409
 
 
+class StorageUnavailable(CatalogError):
+    """Storage can't be reached or is failing: the request may be fine; send it again."""
+
+    code = "StorageUnavailable"
+    status = 503
+    retry_after = 10  # seconds, the Retry-After of the answer
+
+    def __init__(self, why: str) -> None:
+        super().__init__(
+            f"The catalog's storage is unavailable ({why}); try again in {self.retry_after} s."
+        )
+
+
 class UploadRejected(CatalogError):
     """A dropped blob that will never become an image, with the reason."""
 

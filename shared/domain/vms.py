@@ -7,8 +7,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 
+from shared.domain.disks import InvalidMediaLink, check_media_link
 from shared.domain.errors import Conflict, InvalidParameter, NotFound
 from shared.domain.images import URI, CachingMode, OSType
 from shared.domain.uploads import utcnow
@@ -43,9 +44,19 @@ def validate_vm_name(value: str, what: str = "VM name") -> str:
     return value
 
 
-def _https_or_http_url(v: str) -> str:
+# Context for reading a record back: it keeps the links it was stored with, and a link
+# today's rules refuse fails the capture that resolves it, not every read of the record.
+STORED = {"stored": True}
+
+
+def _https_or_http_url(v: str, info: ValidationInfo) -> str:
     if not isinstance(v, str) or not re.fullmatch(r"https?://[^\s?#]+/[^\s?#]+", v):
         raise ValueError("must be the blob's URL (http(s)://account/container/blob.vhd), no SAS")
+    if not (info.context or {}).get("stored"):
+        try:
+            check_media_link(v)
+        except InvalidMediaLink as e:
+            raise ValueError(e.message) from None
     return URI.check(v)
 
 

@@ -2,17 +2,14 @@
 
 Parameters are parsed and validated here, once, into typed values; what
 reaches storage is only ever a parameterised query. Continuation tokens are
-HMAC-signed and bound to the query they continue, so a client can neither
-forge nor re-aim one at another range of the table.
+HMAC-signed and bound to the query they continue (shared/services/paging.py),
+so a client can neither forge nor re-aim one at another range of the table.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import hmac
 import json
-import os
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -30,14 +27,11 @@ from shared.domain.images import (
     parse_choice,
     validate_image_name,
 )
+from shared.services.paging import invalid_token, open_token, sign_token
 
 MAX_TOP = 1000
 DEFAULT_TOP = 100
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-class InvalidContinuationToken(InvalidParameter):
-    code = "InvalidContinuationToken"
 
 
 class FamilyNotFound(NotFound):
@@ -57,38 +51,14 @@ class ListQuery:
         return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:32]
 
 
-def _secret() -> bytes:
-    secret = os.environ.get("PAGING_TOKEN_SECRET") or os.environ.get("AzureWebJobsStorage", "")
-    return hashlib.sha256(b"vm-image-catalog/paging/" + secret.encode()).digest()
-
-
 def make_token(query: ListQuery, last_row: str) -> str:
-    payload = json.dumps({"q": query.fingerprint(), "r": last_row}, separators=(",", ":")).encode()
-    mac = hmac.new(_secret(), payload, hashlib.sha256).digest()[:16]
-    return base64.urlsafe_b64encode(mac + payload).decode().rstrip("=")
+    return sign_token(query.fingerprint(), last_row)
 
 
 def read_token(query: ListQuery, token: str) -> str:
-    bad = InvalidContinuationToken(
-        "the continuation token is not valid for this query; start again without it"
-    )
-    if len(token) > 2048:
-        raise bad
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        mac, payload = raw[:16], raw[16:]
-        if not hmac.compare_digest(mac, hmac.new(_secret(), payload, hashlib.sha256).digest()[:16]):
-            raise bad
-        doc = json.loads(payload)
-    except (ValueError, TypeError) as e:
-        raise bad from e
-    row = doc.get("r")
-    if (
-        doc.get("q") != query.fingerprint()
-        or not isinstance(row, str)
-        or not is_page_key(query.family, row)
-    ):
-        raise bad
+    row = open_token(query.fingerprint(), token)
+    if not isinstance(row, str) or not is_page_key(query.family, row):
+        raise invalid_token()
     return row
 
 

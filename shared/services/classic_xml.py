@@ -32,7 +32,6 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, Protocol
-from urllib.parse import unquote, urlsplit
 
 from azure.storage.blob import BlobClient, BlobServiceClient
 from pydantic import ValidationError
@@ -40,6 +39,8 @@ from pydantic import ValidationError
 from shared.adapters.blobs import BlobDiskGuard, BlobFacts, BlobRangeReader, facts
 from shared.adapters.catalog_table import ImageCatalog
 from shared.domain.disk_probe import check_partitions_fit, probe_disk
+from shared.domain.disks import InvalidMediaLink as InvalidMediaLink  # re-exported
+from shared.domain.disks import parse_media_link
 from shared.domain.errors import (
     CatalogError,
     InvalidParameter,
@@ -108,10 +109,6 @@ class InvalidXmlBody(InvalidParameter):
     code = "InvalidXmlBody"
 
 
-class InvalidMediaLink(InvalidParameter):
-    code = "InvalidMediaLink"
-
-
 class MediaLinkNotFound(InvalidParameter):
     code = "MediaLinkNotFound"
 
@@ -133,6 +130,7 @@ _CODE_BY_STATUS = {
     403: "ForbiddenError",
     404: "ResourceNotFound",
     409: "ConflictError",
+    503: "ServiceUnavailable",
 }
 
 
@@ -140,9 +138,9 @@ def classic_code(code: str, status: int) -> str:
     """The classic API's error code for a domain error (`ImageNotFound` -> `ResourceNotFound`)."""
     if code in _CLASSIC_CODES:
         return code
-    if status >= 500:
-        return "InternalError"
-    return _CODE_BY_STATUS.get(status, "BadRequest")
+    if status in _CODE_BY_STATUS:
+        return _CODE_BY_STATUS[status]
+    return "InternalError" if status >= 500 else "BadRequest"
 
 
 # -- Request checks ----------------------------------------------------------------
@@ -753,24 +751,7 @@ class VmImageFilter:
 
 def blob_for_media_link(blobs: BlobServiceClient, link: str) -> BlobClient:
     """The blob a MediaLink names; it must be in the catalog's storage account."""
-    account = urlsplit(blobs.url)
-    u = urlsplit(link.strip())
-    prefix = account.path.rstrip("/") + "/"
-    path = unquote(u.path)
-    if (
-        u.scheme.lower() not in ("http", "https")
-        or u.netloc.lower() != account.netloc.lower()
-        or u.query
-        or u.fragment
-        or not path.startswith(prefix)
-    ):
-        raise InvalidMediaLink(
-            f"MediaLink must be the URL of a blob in this catalog's storage account "
-            f"({blobs.url.rstrip('/')}/<container>/<blob>), not '{link[:256]}'"
-        )
-    container, _, blob = path[len(prefix) :].partition("/")
-    if not container or not blob:
-        raise InvalidMediaLink(f"MediaLink '{link[:256]}' names no blob (<container>/<blob>)")
+    container, blob = parse_media_link(link.strip(), blobs.url)
     return blobs.get_blob_client(container, blob)
 
 

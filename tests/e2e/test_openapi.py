@@ -74,7 +74,8 @@ def of_functions(check: Any) -> Any:
 
 def beyond_schema(response: Any) -> bool:
     """A 400 for a rule a JSON schema can't state: continuation tokens are opaque (only
-    the API's own are valid); a VM's data disks need distinct LUNs and media links."""
+    the API's own are valid); a VM's data disks need distinct LUNs and media links; a
+    media link's %XX escapes must decode to printable UTF-8 text."""
     if response.status_code != 400 or host_answer(response):
         return False
     error = json.loads(response.content)
@@ -84,6 +85,7 @@ def beyond_schema(response: Any) -> bool:
         or "continuation token" in message
         or "its own Lun" in message
         or "attached only once" in message
+        or "percent-encoded" in message
     )
 
 
