@@ -59,8 +59,9 @@ def catalog_app(
         extra_env={
             "AzureFunctionsWebHost__hostid": f"catalog-{uuid.uuid4().hex[:8]}",
             "FUNCRUNNER_BLOB_SCAN_SECONDS": "0.3",
-            # Short enough for a test to watch an abandoned upload time out.
-            "UPLOAD_TIMEOUT_SECONDS": "10",
+            # The hour of production: an upload slowed down by a busy machine must never
+            # time out here. The time-out test runs an app of its own with a short one.
+            "UPLOAD_TIMEOUT_SECONDS": "3600",
         },
     )
     app.start(wait_path="/api/health")

@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 from azure.core.exceptions import HttpResponseError
+from azure.storage.blob import ContainerClient
 
 from devtools.apphost import AppHost
 from devtools.upload import upload_page_blob
@@ -303,23 +305,52 @@ def test_an_upload_without_completion_metadata_is_judged_after_the_settle_window
     assert time.monotonic() - started >= 0.5
 
 
-def test_an_abandoned_upload_is_reported_by_the_delayed_recheck(catalog_app, storage) -> None:
+@pytest.fixture
+def short_timeout_app(
+    azurite_connection: str, storage: StorageAccount, tmp_path: Path
+) -> Iterator[tuple[AppHost, ContainerClient]]:
+    """An app whose uploads time out after 10 s, with a drop zone and queues of its own:
+    the session's app keeps the hour, so no other upload, however slow, times out."""
+    suffix = uuid.uuid4().hex[:8]
+    container = storage.blobs.create_container(f"uploads-{suffix}")
+    checks = storage.queues.create_queue(f"upload-checks-{suffix}")
+    env = {
+        "UPLOADS_CONTAINER": container.container_name,
+        "UPLOAD_CHECKS_QUEUE": checks.queue_name,
+        "CAPTURE_QUEUE": f"none-{suffix}",  # never takes the session's captures
+        "AzureFunctionsWebHost__hostid": f"timeout-{suffix}",
+        "FUNCRUNNER_BLOB_SCAN_SECONDS": "0.3",
+        "UPLOAD_TIMEOUT_SECONDS": "10",
+    }
+    with open(tmp_path / "host.log", "wb") as log:
+        app = AppHost(azurite_connection, keys_file=tmp_path / "k.json", extra_env=env, stdout=log)
+        app.start(wait_path="/api/health")
+        try:
+            yield app, container
+        finally:
+            app.stop()
+            container.delete_container()
+            checks.delete_queue()
+
+
+def test_an_abandoned_upload_is_reported_by_the_delayed_recheck(short_timeout_app) -> None:
     # The uploader says it is still writing, then goes away. No write, so no new trigger:
     # only the delayed re-check messages can reach the verdict (as with Event Grid).
+    app, container = short_timeout_app
     name = unique("abandoned")
-    client = storage.blobs.get_blob_client("uploads", name)
+    client = container.get_blob_client(name)
     client.create_page_blob(64 * 1024 * 1024 + 512, metadata={"uploadstate": "uploading"})
     client.upload_page(b"\x01" * 512, offset=0, length=512)
     deadline = time.monotonic() + 10
     pending = None
     while time.monotonic() < deadline and pending is None:
-        r = requests.get(f"{catalog_app.base_url}/api/uploads/{name}", timeout=10)
+        r = requests.get(f"{app.base_url}/api/uploads/{name}", timeout=10)
         if r.status_code == 200:
             pending = r.json()
         time.sleep(0.2)
     assert pending is not None and pending["Status"] == "Pending"
     assert "uploadstate=complete" in pending["Reason"]
-    result = outcome(catalog_app, name, timeout=30)
+    result = outcome(app, name, timeout=30)
     assert result["Error"]["Code"] == "UploadIncomplete"
 
 
