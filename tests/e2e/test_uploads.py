@@ -7,6 +7,7 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -352,6 +353,29 @@ def test_an_abandoned_upload_is_reported_by_the_delayed_recheck(short_timeout_ap
     assert "uploadstate=complete" in pending["Reason"]
     result = outcome(app, name, timeout=30)
     assert result["Error"]["Code"] == "UploadIncomplete"
+
+
+def test_an_upload_left_uploading_is_looked_at_less_and_less(catalog_app, storage) -> None:
+    # Re-checks back off while the blob is untouched: once they are 8 s apart, only a
+    # handful of looks were made (one per settle window would be one a second or so).
+    name = unique("left-uploading")
+    client = storage.blobs.get_blob_client("uploads", name)
+    client.create_page_blob(64 * 1024 * 1024 + 512, metadata={"uploadstate": "uploading"})
+    deadline = time.monotonic() + 60
+    while True:
+        r = requests.get(f"{catalog_app.base_url}/api/uploads/{name}", timeout=10)
+        doc = r.json() if r.status_code == 200 else {}
+        if doc.get("NextCheck") and doc.get("Status") == "Pending":
+            gap = datetime.fromisoformat(doc["NextCheck"]) - datetime.fromisoformat(
+                doc["LastChecked"]
+            )
+            if gap >= timedelta(seconds=8):
+                break
+        assert time.monotonic() < deadline, f"the re-checks never backed off: {doc}"
+        time.sleep(0.2)
+    looks = Path(catalog_app.log_path).read_text(errors="replace").count(f"upload {name} (")
+    assert 2 <= looks <= 6, looks
+    client.delete_blob()
 
 
 def test_a_long_unicode_blob_name_still_has_a_readable_outcome(
