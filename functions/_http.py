@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import re
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -16,6 +17,9 @@ from shared.adapters.storage import answering_http, storage_unavailable
 from shared.domain.errors import CatalogError, InvalidParameter, describe_validation_error
 
 log = logging.getLogger(__name__)
+# A lone surrogate (an echo of a request's "\ud800", say) is not Unicode: strict JSON
+# parsers refuse the whole answer, so it goes out as U+FFFD.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _default(o: Any) -> Any:
@@ -29,8 +33,9 @@ def _default(o: Any) -> Any:
 def json_response(
     body: Any, status: int = 200, headers: dict[str, str] | None = None
 ) -> func.HttpResponse:
+    text = json.dumps(body, default=_default, ensure_ascii=False)
     return func.HttpResponse(
-        json.dumps(body, default=_default),
+        _LONE_SURROGATE.sub("\ufffd", text),
         status_code=status,
         headers=headers,
         mimetype="application/json",

@@ -98,7 +98,7 @@ _CASE_INSENSITIVE = {
 def validate_image_name(name: str) -> str:
     if not isinstance(name, str) or not IMAGE_NAME.fullmatch(name):
         raise InvalidImageName(
-            f"'{str(name)[:80]}' is not a valid image name: use 1-256 letters, digits, "
+            f"'{shown(name)}' is not a valid image name: use 1-256 letters, digits, "
             "'.', '-' or '_', starting with a letter or digit"
         )
     return name
@@ -119,7 +119,7 @@ def parse_choice(value: str, enum: type[StrEnum], field: str) -> Any:
         if member.value.lower() == str(value).strip().lower():
             return member
     allowed = ", ".join(m.value for m in enum)
-    raise InvalidParameter(f"{field} must be one of {allowed}, not '{str(value)[:80]}'")
+    raise InvalidParameter(f"{field} must be one of {allowed}, not '{shown(value)}'")
 
 
 # -- Text fields ---------------------------------------------------------------------
@@ -185,6 +185,12 @@ FAMILY = TextRule(256, required=True, trimmed=True)
 VM_SIZE = TextRule(64)
 URI = TextRule(2048)
 TEXT = TextRule(4096)
+
+
+def shown(value: Any, limit: int = 80) -> str:
+    """A refused value as an error message may repeat it: cut short, and with what no text
+    may hold escaped (a lone surrogate in a message breaks pydantic and JSON answers)."""
+    return _NOT_TEXT.sub(lambda m: f"\\u{ord(m.group()):04x}", str(value)[:limit])
 
 
 def _text(rule: TextRule) -> Any:

@@ -17,6 +17,7 @@ atomically, so they are judged at once.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -24,7 +25,18 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.domain.errors import UploadRejected
-from shared.domain.images import CachingMode, DiskState, OSType
+from shared.domain.images import (
+    DESCRIPTION,
+    FAMILY,
+    LABEL,
+    CachingMode,
+    DescriptionText,
+    DiskState,
+    FamilyName,
+    LabelText,
+    OSType,
+    check_text,
+)
 
 MANIFEST_SUFFIX = ".image.json"
 VM_DISK_FOLDER_SUFFIX = ".image"
@@ -76,6 +88,17 @@ class InvalidMetadata(UploadRejected):
     code = "InvalidMetadata"
 
 
+# Declared text metadata and the rule of the Image field each becomes.
+DECLARED_TEXT = {"label": LABEL, "imagefamily": FAMILY, "description": DESCRIPTION}
+
+
+def check_declared(declared: Mapping[str, str]) -> None:
+    """InvalidMetadata naming the first declared text value the image would refuse."""
+    for key, rule in DECLARED_TEXT.items():
+        if key in declared:
+            check_text(f"blob metadata {key}", declared[key], rule, InvalidMetadata)
+
+
 class ManifestDisk(BaseModel):
     model_config = ConfigDict(extra="forbid", use_enum_values=True)
 
@@ -94,9 +117,9 @@ class VmImageManifest(BaseModel):
     model_config = ConfigDict(extra="forbid", use_enum_values=True)
 
     ImageName: str | None = None
-    Label: str | None = None
-    Description: str | None = None
-    ImageFamily: str | None = None
+    Label: LabelText | None = None
+    Description: DescriptionText | None = None
+    ImageFamily: FamilyName | None = None
     OS: OSType | None = None
     OSState: DiskState = DiskState.GENERALIZED
     OSDisk: ManifestDisk

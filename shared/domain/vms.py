@@ -11,7 +11,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInf
 
 from shared.domain.disks import InvalidMediaLink, check_media_link
 from shared.domain.errors import Conflict, InvalidParameter, NotFound
-from shared.domain.images import URI, CachingMode, OSType
+from shared.domain.images import URI, CachingMode, OSType, shown
 from shared.domain.uploads import utcnow
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
@@ -38,7 +38,7 @@ class VmNotStopped(Conflict):
 def validate_vm_name(value: str, what: str = "VM name") -> str:
     if not isinstance(value, str) or not NAME.fullmatch(value):
         raise InvalidVmName(
-            f"'{str(value)[:80]}' is not a valid {what}: use 1-63 letters, digits, '.', '-' "
+            f"'{shown(value)}' is not a valid {what}: use 1-63 letters, digits, '.', '-' "
             "or '_', starting with a letter or digit"
         )
     return value

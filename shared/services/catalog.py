@@ -17,13 +17,17 @@ from typing import Any
 from shared.adapters.catalog_table import ImageCatalog, is_page_key
 from shared.domain.errors import InvalidParameter, NotFound
 from shared.domain.images import (
+    FAMILY,
     SELECTABLE_FIELDS,
+    TEXT_RULES,
     UPDATABLE_FIELDS,
     Image,
     ImageCategory,
     ImageKind,
     OSType,
     PlatformImageReadOnly,
+    TextRule,
+    check_text,
     parse_choice,
     validate_image_name,
 )
@@ -31,7 +35,6 @@ from shared.services.paging import invalid_token, open_token, sign_token
 
 MAX_TOP = 1000
 DEFAULT_TOP = 100
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class FamilyNotFound(NotFound):
@@ -65,14 +68,14 @@ def read_token(query: ListQuery, token: str) -> str:
 def _text_param(name: str, value: str | None, max_len: int = 256) -> str | None:
     if value is None:
         return None
-    if value == "" or len(value) > max_len or _CONTROL.search(value):
+    if value == "":
         raise InvalidParameter(f"{name} must be 1-{max_len} printable characters")
-    return value
+    return check_text(name, value, TextRule(max_len))
 
 
 def check_family(value: str) -> str:
-    """A family to set must be one the family filter can ask for."""
-    return _text_param("ImageFamily", value)  # type: ignore[return-value]
+    """A family to set must be one the family filter can ask for (see images.FAMILY)."""
+    return check_text("ImageFamily", value, FAMILY)
 
 
 def parse_list_query(params: dict[str, str]) -> ListQuery:
@@ -169,12 +172,12 @@ def update_image(catalog: ImageCatalog, name: str, changes: dict[str, Any]) -> I
         if field == "ShowInGui":
             if not isinstance(value, bool):
                 raise InvalidParameter("ShowInGui must be true or false")
-        elif value is not None and (not isinstance(value, str) or len(value) > 4096):
-            raise InvalidParameter(f"{field} must be a string of at most 4096 characters")
-        if field == "Label" and not value:
+        elif field == "Label" and not value:
             raise InvalidParameter("Label can't be empty")
-        if field == "ImageFamily" and value:
-            check_family(value)
+        elif value == "":
+            value = None  # an empty value clears the field, as in Update OS Image
+        elif value is not None:
+            check_text(field, value, TEXT_RULES[field])
         cleaned[field] = value
     image = get_image(catalog, name)
     if image.Category == ImageCategory.PUBLIC:

@@ -218,7 +218,9 @@ def test_absent_fields_are_left_out_and_a_vm_images_os_disk_lends_its_media_link
 
 
 def test_characters_xml_cannot_carry_are_dropped_not_sent() -> None:
-    body = cx.os_image_xml(os_image(Description="bell\x07 and\ttab"))
+    # The model refuses them now; a row stored before it did may still hold them.
+    image = os_image().model_copy(update={"Description": "bell\x07 and\ttab"})
+    body = cx.os_image_xml(image)
     assert ET.fromstring(body).find(f"{NS}Description").text == "bell and\ttab"
 
 
