@@ -7,6 +7,13 @@ at half the lease); on success deletes it; on failure makes it visible again
 after `visibilityTimeout`, until it has been tried `maxDequeueCount` times,
 then moves it to `<queue>-poison`. Under `messageEncoding: base64` a message
 that is not base64 goes straight to the poison queue.
+
+No message can stall a queue: each batch is peeked before it is received (a peek
+takes nothing), and when a message in it can't be read (funcrunner.rawqueue) the
+listener reads one message at a time, so that the messages behind it still run.
+An undecodable message the service does return is moved to the poison queue as a
+note with its bytes in base64; one the service can't return at all (Azurite, with
+a character XML forbids) is hidden for a week and a note says so.
 """
 
 from __future__ import annotations
@@ -15,8 +22,10 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import json
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import azure.functions as func
@@ -26,10 +35,14 @@ from .bindings import StorageClients, flush_outputs
 from .config import QueueOptions
 from .invoker import Invoker
 from .loader import FunctionSpec
+from .rawqueue import RawMessage, fetch, unreadable
 
 log = logging.getLogger("funcrunner.queues")
 
 MIN_POLL_SECONDS = 0.1
+# How long a message the service can't return is hidden: the longest visibility timeout
+# storage allows, which is also the default time to live, so it is mostly never seen again.
+PARK_SECONDS = 7 * 24 * 3600
 
 
 def decode_body(text: str, encoding: str) -> bytes | None:
@@ -105,14 +118,7 @@ class QueueListener:
                 continue
             self._wake.clear()
             try:
-                messages = [
-                    m
-                    async for m in queue.receive_messages(
-                        messages_per_page=self.options.batch_size,
-                        max_messages=self.options.batch_size,
-                        visibility_timeout=max(1, int(self.lease_seconds)),
-                    )
-                ]
+                messages = await self._receive(queue)
             except Exception as e:  # storage unreachable: back off, as the host does
                 log.warning("queue %s: receive failed: %s", self.queue_name, e)
                 messages = []
@@ -126,6 +132,135 @@ class QueueListener:
                 task = asyncio.create_task(self._process(queue, message))
                 self._inflight.add(task)
                 task.add_done_callback(self._inflight.discard)
+
+    async def _receive(self, queue: Any) -> list[Any]:
+        """The next batch, or what can be read of it one message at a time.
+
+        The batch is peeked first (a peek takes nothing), so that a message that can't
+        be read doesn't take the others in its batch down with it.
+        """
+        visibility = max(1, int(self.lease_seconds))
+        head = await fetch(queue, visibility_timeout=None, count=self.options.batch_size)
+        if head == []:
+            return []
+        why = "the service can't return it" if head is None else "its text can't be decoded"
+        if head is not None and all(m.content is not None for m in head):
+            try:
+                # No SDK retries: a retried Get Messages takes another batch and hides why.
+                return [
+                    m
+                    async for m in queue.receive_messages(
+                        messages_per_page=self.options.batch_size,
+                        max_messages=self.options.batch_size,
+                        visibility_timeout=visibility,
+                        retry_total=0,
+                    )
+                ]
+            except Exception as e:  # a bad message came after the peek
+                if not unreadable(e):
+                    raise
+                why = str(e).splitlines()[0] if str(e) else type(e).__name__
+        log.warning(
+            "queue %s: a message can't be read (%s); reading one message at a time",
+            self.queue_name,
+            why,
+        )
+        return await self._one_by_one(queue, visibility)
+
+    async def _one_by_one(self, queue: Any, visibility: int) -> list[Any]:
+        """Up to a batch of messages, each peeked, then received on its own.
+
+        A message the service can't return is hidden for PARK_SECONDS when the peek
+        showed it first, or for the lease when it came first only after the peek.
+        """
+        taken: list[Any] = []
+        try:
+            for _ in range(self.options.batch_size):
+                head = await fetch(queue, visibility_timeout=None)
+                if head == []:
+                    break
+                park = head is None
+                hidden = PARK_SECONDS if park else visibility
+                got = await fetch(queue, visibility_timeout=hidden)
+                if got is None:
+                    await self._unreturnable(queue, hidden, parked=park)
+                    continue
+                if not got:
+                    break
+                message = got[0]
+                if park:  # another message came first after all: it gets the usual lease
+                    receipt = await queue.update_message(
+                        message.id, pop_receipt=message.pop_receipt, visibility_timeout=visibility
+                    )
+                    message.pop_receipt = receipt.pop_receipt
+                if message.content is None:
+                    await self._poison_undecodable(queue, message)
+                else:
+                    taken.append(message)
+        except Exception as e:
+            if not taken:
+                raise
+            # Run what was taken; the next poll meets the failure again if it lasts.
+            log.warning("queue %s: reading one at a time failed: %s", self.queue_name, e)
+        return taken
+
+    def _note(self, doc: dict[str, Any]) -> str:
+        # ensure_ascii: the note itself can be read back whatever the message held.
+        text = json.dumps(doc, ensure_ascii=True)
+        if self.options.message_encoding == "base64":
+            return base64.b64encode(text.encode("ascii")).decode("ascii")
+        return text
+
+    async def _poison_undecodable(self, queue: Any, message: RawMessage) -> None:
+        """Move a message whose text is not UTF-8 XML-safe text to the poison queue, as a note."""
+        poison = await self.clients.queue(self.connection, self.poison_queue)
+        note = {
+            "UndecodableMessage": {
+                "Queue": self.queue_name,
+                "MessageId": message.id,
+                "InsertionTime": message.inserted_on.isoformat() if message.inserted_on else None,
+                "DequeueCount": message.dequeue_count,
+                "MessageTextBase64": base64.b64encode(message.raw_text).decode("ascii"),
+                "Note": "The message's text is not UTF-8 text that XML allows; here are "
+                "its bytes as the service sent them (XML-escaped), in base64.",
+            }
+        }
+        await poison.send_message(self._note(note))
+        await queue.delete_message(message.id, message.pop_receipt)
+        log.warning(
+            "Message %s on queue '%s' moved to '%s': its text can't be decoded "
+            "(not UTF-8 text that XML allows); its bytes are kept in base64",
+            message.id,
+            self.queue_name,
+            self.poison_queue,
+        )
+
+    async def _unreturnable(self, queue: Any, hidden_seconds: int, parked: bool) -> None:
+        """Say that a message the service can't return was dequeued, and for how long."""
+        until = datetime.now(UTC) + timedelta(seconds=hidden_seconds)
+        log.warning(
+            "A message on queue '%s' can't be read: the storage service fails to return it "
+            "(HTTP 500 without an error code, as Azurite does for a text holding a character "
+            "XML forbids). It is hidden until %s so that the messages behind it run; its id "
+            "never reaches the runner, so it can't be deleted%s.",
+            self.queue_name,
+            until.isoformat(timespec="seconds"),
+            f"; a note is on '{self.poison_queue}'" if parked else "",
+        )
+        if not parked:
+            return  # it comes back after the lease, and is parked then
+        poison = await self.clients.queue(self.connection, self.poison_queue)
+        note = {
+            "UnreadableMessage": {
+                "Queue": self.queue_name,
+                "HiddenUntil": until.isoformat(timespec="seconds"),
+                "Note": "The storage service could not return this message (HTTP 500 without "
+                "an error code, as Azurite does when a text holds a character XML forbids), "
+                "so neither its text nor its id is known. It stays in the queue, hidden, "
+                "until it expires or the queue is cleared.",
+            }
+        }
+        await poison.send_message(self._note(note))
 
     async def _wake_or_stop(self) -> None:
         waiters = [

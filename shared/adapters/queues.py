@@ -25,7 +25,9 @@ class DelayedQueue:
 
     def send(self, doc: dict[str, Any], delay_seconds: float = 0) -> None:
         delay = int(min(max(delay_seconds, 0), MAX_DELAY_SECONDS))
-        self.client.send_message(json.dumps(doc), visibility_timeout=delay or None)
+        # ensure_ascii: control characters go as \u escapes, so the text is XML-safe.
+        text = json.dumps(doc, ensure_ascii=True)
+        self.client.send_message(text, visibility_timeout=delay or None)
 
 
 class UploadRechecks:

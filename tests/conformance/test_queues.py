@@ -8,6 +8,7 @@ runner runs it with FUNCRUNNER_QUEUE_LEASE_SECONDS=2.
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+from azure.core.rest import HttpRequest
 
 from .conftest import Execution, RunningApp, StartApp, Storage, log_time, unique, wait_for
 
@@ -24,9 +26,9 @@ MAX_DEQUEUE_COUNT = 3
 VISIBILITY_TIMEOUT = 2.0
 
 
-@pytest.fixture(scope="module")
-def queues(start_app: StartApp, storage_sdk: Storage) -> Iterator[RunningApp]:
-    names = {
+def queue_names() -> dict[str, str]:
+    """Fresh names for every queue and table setting of the `queues` app."""
+    return {
         "Q_RECORD": unique("cf-record-"),
         "Q_RECORD_OUT": unique("cf-recout-"),
         "Q_TABLE": unique("cfqueue"),
@@ -38,7 +40,13 @@ def queues(start_app: StartApp, storage_sdk: Storage) -> Iterator[RunningApp]:
         "Q_RETURNS": unique("cf-returns-"),
         "Q_TEXT": unique("cf-text-"),
         "Q_TEXT_OUT": unique("cf-textout-"),
+        "Q_STALL": unique("cf-stall-"),
     }
+
+
+@pytest.fixture(scope="module")
+def queues(start_app: StartApp, storage_sdk: Storage) -> Iterator[RunningApp]:
+    names = queue_names()
     # The listeners create their queues only once the host answers: create them first
     # so that a test's first send cannot race them.
     create_trigger_queues(storage_sdk, names)
@@ -221,6 +229,55 @@ def test_returning_a_value_without_return_binding_fails(
     failed = wait_for(lambda: queues.finished("returns_value"), "the returns_value invocation")
     assert failed[0].outcome == "Failed"
     assert "without a $return binding returned a non-None value" in queues.log_text()
+
+
+def test_a_message_that_cannot_be_read_does_not_stall_the_queue(
+    start_app: StartApp, storage_sdk: Storage
+) -> None:
+    # All four wait before the app starts, so that its first batch holds the bad one.
+    names = queue_names()
+    create_trigger_queues(storage_sdk, names)
+    stall = storage_sdk.queue(names["Q_STALL"])
+    encoded = storage_sdk.queue(names["Q_STALL"], base64=True)
+    encoded.send_message("first")
+    stall.send_message("a control \x01 character")  # Azurite takes it, and can't return it
+    # Bytes that are not UTF-8, which only a raw request can send: Azurite stores U+FFFD.
+    not_utf8 = b"<QueueMessage><MessageText>not \xff\xfe UTF-8</MessageText></QueueMessage>"
+    sent = stall._client._client.send_request(
+        HttpRequest("POST", f"{stall.url}/messages", content=not_utf8)
+    )
+    assert sent.status_code == 201
+    encoded.send_message("second")
+    app = start_app("queues", {**names, "FUNCRUNNER_QUEUE_LEASE_SECONDS": "2"})
+    try:
+        rows = wait_for(
+            lambda: (r := storage_sdk.entities(names["Q_TABLE"], "stall")) and len(r) == 2 and r,
+            "both valid messages to run",
+            timeout=60,
+        )
+        poison = wait_for(
+            lambda: (p := storage_sdk.peek(names["Q_STALL"] + "-poison")) and len(p) == 2 and p,
+            "the two bad messages in the poison queue",
+            timeout=60,
+        )
+    finally:
+        app.stop()
+    # Each ran at its first delivery: none was dequeued along with the bad one and lost.
+    assert sorted((r["Body"], r["DequeueCount"]) for r in rows) == [("first", 1), ("second", 1)]
+    notes, kept = [], []
+    for text in poison:
+        try:
+            notes.append(json.loads(base64.b64decode(text, validate=True)))
+        except (binascii.Error, ValueError):
+            kept.append(text)
+    assert kept == ["not \ufffd\ufffd UTF-8"]  # not base64: moved as it is
+    (note,) = notes
+    assert note["UnreadableMessage"]["Queue"] == names["Q_STALL"]
+    # Azurite never returns the bad one, so it stays, hidden; nothing else is left.
+    assert stall.peek_messages(max_messages=32, retry_total=0) == []
+    assert stall.get_queue_properties().approximate_message_count == 1
+    assert f"A message on queue '{names['Q_STALL']}' can't be read" in app.log_text()
+    assert [e.outcome for e in app.executions("behind_bad")] == ["Succeeded"] * 2
 
 
 # -- lease and concurrency ----------------------------------------------------------------

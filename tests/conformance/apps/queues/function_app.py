@@ -61,3 +61,11 @@ def returns_value(msg: func.QueueMessage):  # no $return binding
 @app.queue_output(arg_name="out", queue_name="%Q_TEXT_OUT%", connection=CONN)
 def as_text(msg: str, out: func.Out[str]) -> None:
     out.set(f"{type(msg).__name__}:{msg}")
+
+
+@app.queue_trigger(arg_name="msg", queue_name="%Q_STALL%", connection=CONN)
+@app.table_output(
+    arg_name="row", connection=CONN, table_name="%Q_TABLE%", partition_key="stall", row_key="{Id}"
+)
+def behind_bad(msg: func.QueueMessage, row: func.Out[str]) -> None:
+    row.set(json.dumps({"Body": msg.get_body().decode("utf-8"), "DequeueCount": msg.dequeue_count}))
