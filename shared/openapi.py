@@ -229,6 +229,12 @@ OS_PARAM = Param("os", "query", enum_of(OSType), "Only images of this OS.")
 INVALID = error("A parameter is not valid (`InvalidParameter`, `InvalidImageName`, ...).")
 NO_IMAGE = error("No image has that name (`ImageNotFound`).")
 NO_KEY = Response("No function key, or a wrong one (the host answers without a body).")
+UNAVAILABLE = Response(
+    "Storage is unavailable for now (`StorageUnavailable`); send the request again after "
+    "`Retry-After` seconds.",
+    ref("ErrorInfo"),
+    headers={"Retry-After": {"type": "integer", "minimum": 1}},
+)
 NO_VM = error("No such VM in that cloud service (`VmNotFound`).")
 VM_NAME_SCHEMA = {"type": "string", "pattern": f"^{VM_NAME.pattern}$", "maxLength": 63}
 VM_PARAMS = (
@@ -281,6 +287,7 @@ class Operation:
         responses = dict(self.responses)
         if self.secured:
             responses.setdefault(401, NO_KEY)
+        responses.setdefault(503, UNAVAILABLE)  # any call may meet a storage outage
         doc: dict[str, Any] = {
             "operationId": self.operation_id,
             "summary": self.summary,
@@ -338,7 +345,10 @@ OPERATIONS: list[Operation] = [
         "/api/health",
         "health",
         "Is the catalog's storage reachable?",
-        {200: Response("Healthy.", ref("Health")), 503: Response("Unhealthy.", ref("Health"))},
+        {
+            200: Response("Healthy.", ref("Health")),
+            503: Response("Unhealthy.", ref("Health"), UNAVAILABLE.headers),
+        },
         tag="health",
     ),
     Operation(
