@@ -7,6 +7,7 @@ import re
 import azure.functions as func
 
 from functions._http import error_response, json_body, json_errors, json_response
+from shared.adapters.storage import account
 from shared.domain.errors import InvalidParameter
 from shared.domain.vms import VirtualMachine, VmBody, validate_vm_name
 from shared.services import inventory
@@ -29,7 +30,9 @@ def put_vm(req: func.HttpRequest) -> func.HttpResponse:
         raise InvalidParameter("the body must be a JSON object with State, OSDisk, DataDisks")
     body = VmBody.model_validate(doc)
     vm = VirtualMachine(ServiceName=service, Name=name, **body.model_dump())
-    created = vm_inventory().put(vm)
+    a = account()
+    containers = (a.settings.vhds_container,)
+    created = inventory.put_vm(vm_inventory(), vm, a.blobs.url, containers)
     return json_response(vm.to_json(), 201 if created else 200)
 
 

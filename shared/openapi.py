@@ -517,6 +517,12 @@ OPERATIONS: list[Operation] = [
                 links={"GetOperation": Link("getOperation", {"id": "$response.body#/OperationId"})},
             ),
             400: error("The request is not valid (`InvalidCaptureRequest`, ...)."),
+            404: NO_VM,
+            409: error(
+                "The image name is taken (`ImageNameTaken`), the VM is running "
+                "(`VmNotStopped`), or the OperationId was used for another request "
+                "(`OperationIdConflict`)."
+            ),
         },
         body=Body(ref("CaptureRequest")),
         secured=True,
@@ -598,7 +604,10 @@ OPERATIONS: list[Operation] = [
         {
             200: Response("Replaced.", ref("VirtualMachine"), links=VM_LINKS),
             201: Response("Created.", ref("VirtualMachine"), links=VM_LINKS),
-            400: INVALID,
+            400: error(
+                "Not valid, or a disk outside the VM disk containers (`NotInVmDiskContainer`)."
+            ),
+            409: error("Another VM record names one of its disks (`DiskInUse`)."),
         },
         params=VM_PARAMS,
         body=Body(ref("VmBody")),

@@ -362,3 +362,31 @@ def test_post_captures_checks_the_name_and_the_vm_at_once(
         catalog_app, function_key, {"ServiceName": service, "Name": "nope", "ImageName": "x-1"}
     )
     assert r.status_code == 404 and r.json()["Code"] == "VmNotFound", r.text
+
+
+def put_vm(app: AppHost, key: str, service: str, vm: str, os_link: str) -> requests.Response:
+    body = {"State": "Stopped", "OSDisk": {"OS": "Linux", "MediaLink": os_link}}
+    return requests.put(
+        f"{app.base_url}/api/vms/{service}/{vm}",
+        json=body,
+        headers={"x-functions-key": key},
+        timeout=30,
+    )
+
+
+def test_the_inventory_takes_only_vm_disks_each_named_by_one_vm(
+    catalog_app, function_key, storage
+) -> None:
+    service, vm = make_vm(catalog_app, function_key, storage, data=0)
+    taken = requests.get(f"{catalog_app.base_url}/api/vms/{service}/{vm}", timeout=10).json()
+    r = put_vm(catalog_app, function_key, service, "thief", taken["OSDisk"]["MediaLink"])
+    assert r.status_code == 409 and r.json()["Code"] == "DiskInUse", r.text
+    assert vm in r.json()["Message"]
+    account = storage.blobs.url.rstrip("/")
+    for elsewhere in ("azure-webjobs-hosts/blobreceipts/x.vhd", "uploads/a.vhd"):
+        r = put_vm(catalog_app, function_key, service, "stray", f"{account}/{elsewhere}")
+        assert r.status_code == 400 and r.json()["Code"] == "NotInVmDiskContainer", r.text
+    assert (
+        requests.get(f"{catalog_app.base_url}/api/vms/{service}/stray", timeout=10).status_code
+        == 404
+    )

@@ -242,7 +242,7 @@ def test_add_update_and_delete_an_os_image_over_a_disk_of_ours(
     assert refused.value.status_code == 412
     with pytest.raises(AzureConflictHttpError, match="ConflictError"):
         sms.add_os_image("Again", blob.url, name.upper(), "Linux")
-    with pytest.raises(AzureConflictHttpError, match="leased"):
+    with pytest.raises(AzureConflictHttpError, match=f"belongs to the image '{name}'"):
         sms.add_os_image("Again", blob.url, f"{name}-2", "Linux")
 
     # Update from the image as read, the way the client's docs suggest ...
@@ -438,7 +438,7 @@ def test_create_vm_image_over_disks_of_ours_then_delete_it(catalog_app, storage,
         with pytest.raises(HttpResponseError) as refused:
             blob.delete_blob()
         assert refused.value.status_code == 412
-    with pytest.raises(AzureConflictHttpError, match="leased"):
+    with pytest.raises(AzureConflictHttpError, match=f"belongs to the image '{name}'"):
         sms.create_vm_image(request(f"{name}-2", []))
 
     succeeded(sms, sms.delete_vm_image(name, delete_vhd=True))
