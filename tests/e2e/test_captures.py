@@ -294,9 +294,7 @@ def test_an_operation_id_with_another_body_is_a_conflict_not_a_second_image(
     assert wait_operation(catalog_app, op_id)["Status"] == "Succeeded"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        ops = requests.get(
-            f"{catalog_app.base_url}/api/images/b-{op_id}", timeout=10
-        ).status_code
+        ops = requests.get(f"{catalog_app.base_url}/api/images/b-{op_id}", timeout=10).status_code
         assert ops == 404
         found = _failed_duplicates(storage, f"b-{op_id}")
         if found:

@@ -275,7 +275,7 @@ def test_add_os_image_refuses_a_disk_cut_short(catalog_app, storage, sms, disk) 
     blob = storage.blobs.get_blob_client(storage.settings.vhds_container, unique("cut"))
     upload_page_blob(blob, disk("linux_cut_short"))
     name = f"classic-cut-{uuid.uuid4().hex[:8]}"
-    with pytest.raises(AzureHttpError, match="partition 1 .* ends at byte 67108864") as refused:
+    with pytest.raises(AzureHttpError, match=r"partition 1 .* ends at byte 67108864") as refused:
         sms.add_os_image("Cut short", blob.url, name, "Linux")
     assert refused.value.status_code == 400
     assert requests.get(f"{catalog_app.base_url}/api/images/{name}", timeout=10).status_code == 404

@@ -291,5 +291,7 @@ def test_claim_keys_hold_any_blob_name(world: World) -> None:
     assert len(pk) <= 512 and pk != claim_partition("acct", f"c/{long_name}x")
     disk = world.disk(long_name)
     publish(world.catalog, world.guard(), image("long", disk))
-    row = world.catalog.table.get_entity(claim_partition(world.catalog.account, path(disk)), CLAIM_ROW)
+    row = world.catalog.table.get_entity(
+        claim_partition(world.catalog.account, path(disk)), CLAIM_ROW
+    )
     assert row["Image"] == "long"
