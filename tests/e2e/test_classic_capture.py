@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 import requests
-from azure.common import AzureHttpError
+from azure.common import AzureConflictHttpError, AzureHttpError
 from azure.servicemanagement import CaptureRoleAsVMImage, ServiceManagementService
 
 from tests.e2e.test_captures import make_vm
@@ -65,11 +65,21 @@ def test_a_failed_capture_is_reported_by_get_operation_status(
     classic_client, catalog_app, function_key, storage
 ) -> None:
     sms = classic_client
-    service, vm = make_vm(catalog_app, function_key, storage, state="Running", data=0)
+    service, vm = make_vm(catalog_app, function_key, storage, data=0)
+    # Found only when the capture runs: the VM's disk went away after the request.
+    storage.blobs.get_blob_client(storage.settings.vhds_container, f"{vm}-os.vhd").delete_blob()
     result = sms.capture_role(service, "production", vm, "Delete", f"x-{uuid.uuid4().hex[:6]}", "x")
     op = finish(sms, result.request_id)
     assert op.status == "Failed"
-    assert op.error.code == "VmNotStopped"
+    assert op.error.code == "DiskBlobNotFound"
+
+
+def test_capturing_a_running_vm_is_refused_at_once(
+    classic_client, catalog_app, function_key, storage
+) -> None:
+    service, vm = make_vm(catalog_app, function_key, storage, state="Running", data=0)
+    with pytest.raises(AzureConflictHttpError, match="stop it"):
+        classic_client.capture_role(service, "production", vm, "Delete", "never-running", "x")
 
 
 def test_reprovision_is_refused_clearly(classic_client, catalog_app, function_key, storage) -> None:
