@@ -1,8 +1,8 @@
 # Two commands do everything on a fresh Debian machine with Python 3.11 and Node:
-#   make run    Azurite + the function app on http://127.0.0.1:7071, with sample data
+#   make run    Azurite + the function app on http://127.0.0.1:7071 (HTTPS on 7072), with sample data
 #   make test   the whole test suite against a private Azurite
 # Both install what is missing first and are quick when nothing is.
-#   make run PORT=7081 AZURITE_PORT_BASE=20000   other ports (also AZURITE_BLOB_PORT, _QUEUE_, _TABLE_)
+#   make run PORT=7081 AZURITE_PORT_BASE=20000   other ports (also HTTPS_PORT, AZURITE_BLOB_PORT, _QUEUE_, _TABLE_)
 #   make deps    install only;   make reset    wipe make run's Azurite data (samples load again)
 
 PYTHON ?= python3
@@ -17,13 +17,14 @@ TOOLS  := qemu-img sfdisk mke2fs mkfs.vfat mkntfs mcopy
 
 # Ports for make run; empty means the default (app 7071, Azurite 10000-10002).
 PORT               ?=
+HTTPS_PORT         ?=
 AZURITE_PORT_BASE  ?=
 AZURITE_BLOB_PORT  ?=
 AZURITE_QUEUE_PORT ?=
 AZURITE_TABLE_PORT ?=
 
 run: deps
-	PORT='$(PORT)' AZURITE_PORT_BASE='$(AZURITE_PORT_BASE)' AZURITE_BLOB_PORT='$(AZURITE_BLOB_PORT)' \
+	PORT='$(PORT)' HTTPS_PORT='$(HTTPS_PORT)' AZURITE_PORT_BASE='$(AZURITE_PORT_BASE)' AZURITE_BLOB_PORT='$(AZURITE_BLOB_PORT)' \
 	AZURITE_QUEUE_PORT='$(AZURITE_QUEUE_PORT)' AZURITE_TABLE_PORT='$(AZURITE_TABLE_PORT)' \
 	$(PY) -m devtools.run
 

@@ -28,6 +28,8 @@ class AppHost:
     app_dir: Path = ROOT
     port: int = field(default_factory=free_port)
     keys_file: Path | None = None
+    https_port: int | None = None  # also serve HTTPS (with the CA in tls_dir) when set
+    tls_dir: Path | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
     stdout: IO[bytes] | int | None = None
     process: subprocess.Popen[bytes] | None = None
@@ -36,18 +38,32 @@ class AppHost:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def https_url(self) -> str:
+        assert self.https_port is not None, "this app serves no HTTPS"
+        return f"https://127.0.0.1:{self.https_port}"
+
+    @property
+    def ca_file(self) -> Path:
+        """The local CA that signs the HTTPS port's certificate (what clients trust)."""
+        return (self.tls_dir or self.app_dir / ".local" / "tls") / "ca.crt"
+
     def env(self) -> dict[str, str]:
         env = {**LOCAL_DEFAULTS, **settings_with_defaults()}
         env["AzureWebJobsStorage"] = self.connection_string
         env["PYTHONUNBUFFERED"] = "1"
         if self.keys_file is not None:
             env["FUNCRUNNER_KEYS_FILE"] = str(self.keys_file)
+        if self.tls_dir is not None:
+            env["FUNCRUNNER_TLS_DIR"] = str(self.tls_dir)
         env.update(self.extra_env)
         return env
 
     def start(self, wait_path: str | None = "/admin/host/ping", timeout: float = 60) -> AppHost:
         args = [sys.executable, "-m", "funcrunner", "--app-dir", str(self.app_dir),
                 "--port", str(self.port)]  # fmt: skip
+        if self.https_port is not None:
+            args += ["--https-port", str(self.https_port)]
         self.process = subprocess.Popen(
             args, cwd=ROOT, env=self.env(), stdout=self.stdout, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True,

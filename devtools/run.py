@@ -1,4 +1,4 @@
-"""`make run`: Azurite + the catalog on http://127.0.0.1:7071, with sample data.
+"""`make run`: Azurite + the catalog on http://127.0.0.1:7071 and https://127.0.0.1:7072.
 
 Starts Azurite on loopback (ports 10000-10002 unless told otherwise) with its
 data in `.local/azurite` (git-ignored), creates the containers, queues and
@@ -6,7 +6,8 @@ tables the app uses, loads the sample data once, starts the local runner, and
 streams the logs. Ctrl-C stops everything it started.
 
 Ports come from the environment (`make run PORT=7081 AZURITE_PORT_BASE=20000`
-passes them on): `PORT` for the app, `AZURITE_PORT_BASE` for the three Azurite
+passes them on): `PORT` for the app, `HTTPS_PORT` for its HTTPS port (default: the
+next one; its certificate's CA is `.local/tls/ca.crt`), `AZURITE_PORT_BASE` for the three Azurite
 services in a row (blob, queue, table), or each one with `AZURITE_BLOB_PORT`,
 `AZURITE_QUEUE_PORT`, `AZURITE_TABLE_PORT`. An empty value means the default.
 """
@@ -42,6 +43,7 @@ class Ports:
     blob: int = 10000
     queue: int = 10001
     table: int = 10002
+    https: int = 7072
 
     @property
     def default_azurite(self) -> bool:
@@ -67,26 +69,35 @@ def ports_from(env: Mapping[str, str]) -> Ports:
     base = _port(env, "AZURITE_PORT_BASE", 10000)
     if base > 65533:
         raise PortError(f"AZURITE_PORT_BASE={base} leaves no room for 3 ports (at most 65533)")
+    app = _port(env, "PORT", 7071)
+    if app == 65535 and not env.get("HTTPS_PORT", "").strip():
+        raise PortError("PORT=65535 leaves no room for HTTPS_PORT (the next port); set it")
     ports = Ports(
-        app=_port(env, "PORT", 7071),
+        app=app,
+        https=_port(env, "HTTPS_PORT", app + 1),
         blob=_port(env, "AZURITE_BLOB_PORT", base),
         queue=_port(env, "AZURITE_QUEUE_PORT", base + 1),
         table=_port(env, "AZURITE_TABLE_PORT", base + 2),
     )
-    used = [ports.app, ports.blob, ports.queue, ports.table]
+    used = [ports.app, ports.https, ports.blob, ports.queue, ports.table]
     if len(set(used)) < len(used):
         raise PortError(
-            f"the app and Azurite's blob, queue and table services need 4 different ports, "
-            f"not {used}"
+            f"the app (HTTP and HTTPS) and Azurite's blob, queue and table services need "
+            f"5 different ports, not {used}"
         )
     return ports
 
 
-def seed(connection: str) -> None:
+def portal_origins(app_port: int) -> list[str]:
+    """Where the portal is opened from: its pages upload disks straight to Azurite."""
+    return [f"http://{HOST}:{app_port}", f"http://localhost:{app_port}"]
+
+
+def seed(connection: str, app_port: int = 7071) -> None:
     storage = StorageAccount.from_env(
         {**settings_with_defaults(), "AzureWebJobsStorage": connection}
     )
-    for line in ensure_resources(storage):
+    for line in ensure_resources(storage, portal_origins(app_port)):
         print(f"  created {line}")
     for line in samples.load(storage):
         print(f"  {line}")
@@ -98,6 +109,10 @@ def banner(ports: Ports, connection: str, elapsed: float) -> str:
     vhds = f"http://{HOST}:{ports.blob}/{ACCOUNT}/{settings_with_defaults()['VHDS_CONTAINER']}/"
     lines = [
         f"Ready in {elapsed:.1f}s:",
+        f"  HTTP:    {url}",
+        f"  HTTPS:   https://{HOST}:{ports.https}   (trust .local/tls/ca.crt; client "
+        "certificates optional)",
+        f"  portal:  {url}/   (the function key below, once per browser session)",
         f"  health:  {url}/api/health",
         f"  catalog: {url}/api/images",
         f"  VM disks (MediaLinks) are blobs under {vhds}",
@@ -140,13 +155,14 @@ def main(argv: list[str] | None = None) -> int:
     except PortError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    if port_open(ports.app):
-        print(
-            f"error: port {ports.app} on {HOST} is in use: is `make run` already running? "
-            "Choose another with PORT=...",
-            file=sys.stderr,
-        )
-        return 1
+    for port, setting in ((ports.app, "PORT"), (ports.https, "HTTPS_PORT")):
+        if port_open(port):
+            print(
+                f"error: port {port} on {HOST} is in use: is `make run` already running? "
+                f"Choose another with {setting}=...",
+                file=sys.stderr,
+            )
+            return 1
     local = ROOT / ".local"
     local.mkdir(exist_ok=True)
     azurite = Azurite(
@@ -173,8 +189,8 @@ def main(argv: list[str] | None = None) -> int:
         PID_FILE.write_text(str(os.getpid()))
         wrote_pid = True
         print("Creating storage resources and sample data")
-        seed(azurite.connection_string)
-        app = AppHost(azurite.connection_string, port=ports.app)
+        seed(azurite.connection_string, ports.app)
+        app = AppHost(azurite.connection_string, port=ports.app, https_port=ports.https)
         app.start(wait_path=None)
         app.wait_until_up("/api/health", timeout=60)
         print(

@@ -1,7 +1,9 @@
 """Start the local host: settings, app, keys, HTTP server, queue and blob listeners.
 
-`python -m funcrunner --app-dir . --port 7071`. Settings that shape the
-runner itself (not the app): FUNCRUNNER_KEYS_FILE, FUNCRUNNER_BLOB_SCAN_SECONDS
+`python -m funcrunner --app-dir . --port 7071 [--https-port 7072]`. Settings
+that shape the runner itself (not the app): FUNCRUNNER_KEYS_FILE,
+FUNCRUNNER_TLS_DIR (the local CA and server certificate of the HTTPS port,
+default `.local/tls`, see tls.py), FUNCRUNNER_BLOB_SCAN_SECONDS
 (how often containers are listed, default 1), FUNCRUNNER_QUEUE_LEASE_SECONDS
 (how long a message stays invisible while its function runs, renewed at half;
 default 600 as on the host).
@@ -29,6 +31,7 @@ from .invoker import Invoker
 from .keys import KeyStore
 from .loader import FunctionLoadError, FunctionSpec, load_app
 from .queues import queue_trigger_listener
+from .tls import TlsSetupError, ensure_tls_files, server_context
 
 log = logging.getLogger("funcrunner.host")
 
@@ -50,16 +53,27 @@ def _float_setting(settings: dict[str, str], name: str, default: float) -> float
 
 
 class LocalHost:
-    def __init__(self, app_dir: Path, address: str, port: int, keys_file: Path | None) -> None:
+    def __init__(
+        self,
+        app_dir: Path,
+        address: str,
+        port: int,
+        keys_file: Path | None,
+        https_port: int | None = None,
+    ) -> None:
         self.app_dir = app_dir.resolve()
         self.address = address
         self.port = port
+        self.https_port = https_port
         self.settings = load_app_settings(self.app_dir)
         # App settings are environment variables to the app, as on Azure.
         os.environ.update(self.settings)
         self.config = load_host_config(self.app_dir / "host.json")
         self.keys_file = keys_file or Path(
             self.settings.get("FUNCRUNNER_KEYS_FILE", self.app_dir / ".local" / "funckeys.json")
+        )
+        self.tls_dir = Path(
+            self.settings.get("FUNCRUNNER_TLS_DIR", self.app_dir / ".local" / "tls")
         )
         self.scan_seconds = _float_setting(self.settings, "FUNCRUNNER_BLOB_SCAN_SECONDS", 1.0)
         self.lease_seconds = _float_setting(self.settings, "FUNCRUNNER_QUEUE_LEASE_SECONDS", 600)
@@ -82,6 +96,12 @@ class LocalHost:
         await runner.setup()
         site = web.TCPSite(runner, self.address, self.port)
         await site.start()
+        if self.https_port is not None:
+            files = ensure_tls_files(self.tls_dir, self.address)
+            tls_site = web.TCPSite(
+                runner, self.address, self.https_port, ssl_context=server_context(files)
+            )
+            await tls_site.start()
 
         queue_listeners = [
             queue_trigger_listener(s, clients, invoker, self.config.queues, self.lease_seconds)
@@ -147,6 +167,13 @@ class LocalHost:
             "",
             f"Host started on {base} (Ctrl-C to stop)",
         ]
+        if self.https_port is not None:
+            lines[-1:] = [
+                f"HTTPS on https://{self.address}:{self.https_port} "
+                f"(trust {self.tls_dir / 'ca.crt'}; client certificates optional)",
+                f"Host started on {base} and https://{self.address}:{self.https_port} "
+                "(Ctrl-C to stop)",
+            ]
         print("\n".join(lines), flush=True)
 
 
@@ -155,6 +182,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--app-dir", default=".", type=Path, help="folder with function_app.py")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", default=7071, type=int)
+    parser.add_argument(
+        "--https-port", default=None, type=int, help="also serve HTTPS here (none by default)"
+    )
     parser.add_argument("--keys-file", type=Path, default=None)
     parser.add_argument("--check", action="store_true", help="load the app, report, and exit")
     args = parser.parse_args(argv)
@@ -166,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     for noisy in ("azure", "azure.core.pipeline.policies.http_logging_policy", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
-        host = LocalHost(args.app_dir, args.host, args.port, args.keys_file)
+        host = LocalHost(args.app_dir, args.host, args.port, args.keys_file, args.https_port)
         host.load()
     except (FunctionLoadError, HostConfigError) as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
@@ -184,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         asyncio.run(run())
-    except OSError as e:
+    except (OSError, TlsSetupError) as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
         return 1
     return 0

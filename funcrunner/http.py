@@ -7,10 +7,15 @@ route, or a route without the request's method, is a 404 with an empty body
 (the host does not answer 405). A missing or wrong key is a 401 with an
 empty body; an unhandled exception in the function is a 500 with an empty
 body.
+
+On the HTTPS port a client certificate, when one was presented, reaches the
+function as App Service forwards it: base64 DER in `X-ARR-ClientCert`. A
+`X-ARR-ClientCert` header the client sent itself is dropped on both ports.
 """
 
 from __future__ import annotations
 
+import base64
 import logging
 from typing import Any
 
@@ -20,10 +25,12 @@ from aiohttp import web
 from .invoker import InvocationFailed, Invoker
 from .keys import KeyStore
 from .loader import FunctionSpec
+from .tls import client_certificate
 
 log = logging.getLogger("funcrunner.http")
 
 MAX_REQUEST_BYTES = 100 * 1024 * 1024  # the host's request size limit
+CLIENT_CERT_HEADER = "x-arr-clientcert"
 
 
 def _presented_key(request: web.Request) -> str | None:
@@ -33,7 +40,12 @@ def _presented_key(request: web.Request) -> str | None:
 def to_http_request(request: web.Request, body: bytes, route_params: dict[str, str]) -> Any:
     headers: dict[str, str] = {}
     for k, v in request.headers.items():
+        if k.lower() == CLIENT_CERT_HEADER:
+            continue  # only the front end may say which certificate the client presented
         headers[k.lower()] = f"{headers[k.lower()]}, {v}" if k.lower() in headers else v
+    der = client_certificate(request.transport and request.transport.get_extra_info("ssl_object"))
+    if der is not None:
+        headers[CLIENT_CERT_HEADER] = base64.b64encode(der).decode("ascii")
     params: dict[str, str] = {}
     for k, v in request.query.items():
         params.setdefault(k, v)

@@ -207,6 +207,10 @@ module functionApp 'br/public:avm/res/web/site:0.15.1' = {
       userAssignedResourceIds: [identity.outputs.resourceId]
     }
     httpsOnly: true
+    // The front end asks for a client certificate, optionally, and hands it to the app in
+    // X-ARR-ClientCert: classic clients present management certificates, JSON clients none.
+    clientCertEnabled: true
+    clientCertMode: 'Optional'
     siteConfig: {
       alwaysOn: false
       minTlsVersion: '1.2'

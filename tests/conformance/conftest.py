@@ -32,6 +32,7 @@ from azure.storage.queue import (
 )
 
 from devtools.apphost import AppHost
+from devtools.azurite import free_port
 
 APPS = Path(__file__).resolve().parent / "apps"
 T = TypeVar("T")
@@ -153,6 +154,8 @@ def start_app(
         host_id: str | None = None,
         keys_file: Path | None = None,
         wait_path: str = "/admin/host/ping",
+        https: bool = False,
+        tls_dir: Path | None = None,
     ) -> RunningApp:
         tmp = tmp_path_factory.mktemp(f"app-{name}")
         host_id = host_id or f"cf-{name.replace('_', '-')[:12]}-{uuid.uuid4().hex[:8]}"
@@ -163,6 +166,8 @@ def start_app(
             azurite_connection,
             app_dir=app_dir or APPS / name,
             keys_file=keys_file or tmp / "keys.json",
+            https_port=free_port() if https else None,
+            tls_dir=tls_dir or tmp / "tls",
             stdout=log,
             extra_env={
                 "AzureFunctionsWebHost__hostid": host_id,

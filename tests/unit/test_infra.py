@@ -406,6 +406,15 @@ def test_function_app_is_python_311_on_flex_consumption(main: Bicep) -> None:
     assert re.search(r"instanceMemoryMB: \w+", app) and re.search(r"maximumInstanceCount: \w+", app)
 
 
+def test_client_certificates_are_optional_and_forwarded(main: Bicep) -> None:
+    # Classic clients authenticate with a management certificate (X-ARR-ClientCert); in
+    # Optional mode a client without one (JSON, browsers) is served as before.
+    params = [line.strip() for line in main.module("functionApp")]
+    assert "clientCertEnabled: true" in params
+    assert "clientCertMode: 'Optional'" in params
+    assert not any(p.startswith("clientCertExclusionPaths") for p in params)
+
+
 def test_modules_are_pinned_verified_modules() -> None:
     for path in INFRA.rglob("*.bicep"):
         for ref in re.findall(r"^module \w+ '([^']+)'", path.read_text(), re.M):

@@ -21,8 +21,9 @@ def test_no_settings_or_empty_ones_mean_the_defaults() -> None:
 
 def test_a_base_puts_the_three_services_in_a_row_and_single_ports_win() -> None:
     assert ports_from({"PORT": "7081", "AZURITE_PORT_BASE": "20000"}) == Ports(
-        7081, 20000, 20001, 20002
+        7081, 20000, 20001, 20002, https=7082
     )
+    assert ports_from({"HTTPS_PORT": "8443"}) == Ports(https=8443)
     env = {"AZURITE_PORT_BASE": "20000", "AZURITE_QUEUE_PORT": " 30001 "}
     assert ports_from(env) == Ports(7071, 20000, 30001, 20002)
     assert not ports_from(env).default_azurite
@@ -35,8 +36,11 @@ def test_a_base_puts_the_three_services_in_a_row_and_single_ports_win() -> None:
         ({"AZURITE_BLOB_PORT": "70000"}, "AZURITE_BLOB_PORT=70000"),
         ({"PORT": "0"}, "PORT=0"),
         ({"AZURITE_PORT_BASE": "65534"}, "no room for 3 ports"),
-        ({"PORT": "10001"}, "4 different ports"),
-        ({"AZURITE_PORT_BASE": "20000", "AZURITE_TABLE_PORT": "20000"}, "4 different ports"),
+        ({"PORT": "10001"}, "5 different ports"),
+        ({"AZURITE_PORT_BASE": "20000", "AZURITE_TABLE_PORT": "20000"}, "5 different ports"),
+        ({"HTTPS_PORT": "7071"}, "5 different ports"),
+        ({"PORT": "10000"}, "5 different ports"),
+        ({"PORT": "65535"}, "no room for HTTPS_PORT"),
     ],
 )
 def test_bad_ports_are_refused_with_the_setting_named(env: dict[str, str], says: str) -> None:
@@ -48,6 +52,7 @@ def test_the_banner_at_the_default_ports_offers_development_storage() -> None:
     ports = Ports()
     text = banner(ports, connection_string(10000, 10001, 10002), 1.0)
     assert "http://127.0.0.1:7071/api/health" in text
+    assert "https://127.0.0.1:7072 " in text and ".local/tls/ca.crt" in text
     assert "http://127.0.0.1:10000/devstoreaccount1/vhds/" in text
     assert "UseDevelopmentStorage=true" in text
     assert "VMIMAGE_" not in text  # vmimage's defaults are right
@@ -62,4 +67,5 @@ def test_the_banner_at_other_ports_gives_every_url_and_setting_for_them() -> Non
     assert "export VMIMAGE_URL=http://127.0.0.1:7081 " in text
     assert f"VMIMAGE_STORAGE_CONNECTION_STRING='{conn}'" in text
     assert "http://127.0.0.1:20000/devstoreaccount1/vhds/" in text
-    assert ":7071" not in text and ":10000" not in text
+    assert ":7071" not in text and ":10000" not in text and ":7072" not in text
+    assert "https://127.0.0.1:7082 " in text

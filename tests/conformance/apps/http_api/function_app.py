@@ -95,3 +95,8 @@ async def asyncfn(req: func.HttpRequest) -> func.HttpResponse:
 def ctx(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
     body = {"invocation_id": context.invocation_id, "function_name": context.function_name}
     return func.HttpResponse(json.dumps(body), mimetype="application/json")
+
+
+@app.route("clientcert", auth_level=func.AuthLevel.ANONYMOUS)
+def clientcert(req: func.HttpRequest) -> func.HttpResponse:
+    return text(req.headers.get("x-arr-clientcert") or "none")
