@@ -61,7 +61,14 @@ from azure.core.exceptions import (
 )
 from azure.data.tables import TableClient, TableTransactionError, UpdateMode
 
-from shared.domain.images import DiskInUse, Image, ImageNameTaken, ImageNotFound, image_key
+from shared.domain.images import (
+    STORED,
+    DiskInUse,
+    Image,
+    ImageNameTaken,
+    ImageNotFound,
+    image_key,
+)
 
 IMAGE = "image|"  # partition prefix of the image rows
 IMAGE_ROW = "image"
@@ -196,7 +203,7 @@ def from_entity(entity: dict[str, Any]) -> Image:
     for k in _JSON_FIELDS:
         if isinstance(doc.get(k), str):
             doc[k] = json.loads(doc[k])
-    return Image.model_validate(doc)
+    return Image.model_validate(doc, context=STORED)
 
 
 def _etag(entity: Any) -> dict[str, Any]:

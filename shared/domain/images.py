@@ -15,7 +15,14 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+)
 
 from shared.domain.errors import CatalogError, Conflict, InvalidParameter, NotFound
 
@@ -193,15 +200,27 @@ def shown(value: Any, limit: int = 80) -> str:
     return _NOT_TEXT.sub(lambda m: f"\\u{ord(m.group()):04x}", str(value)[:limit])
 
 
+# Validation context for rows read back from storage: a row written before a rule existed
+# keeps its text (every way in checks new text), so one old row never breaks a listing.
+STORED: dict[str, bool] = {"stored": True}
+
+
 def _text(rule: TextRule) -> Any:
+    def check(value: Any, info: ValidationInfo) -> str:
+        if (info.context or {}).get("stored") and isinstance(value, str):
+            return value
+        return rule.check(value)
+
     return Annotated[
         str,
         Field(
-            min_length=1 if rule.required else 0,
-            max_length=rule.max_len,
-            json_schema_extra={"pattern": rule.pattern},
+            json_schema_extra={
+                "pattern": rule.pattern,
+                "minLength": 1 if rule.required else 0,
+                "maxLength": rule.max_len,
+            },
         ),
-        AfterValidator(rule.check),
+        AfterValidator(check),
     ]
 
 

@@ -281,3 +281,17 @@ def test_latest_is_the_first_of_the_family_page_even_on_a_tie(catalog: ImageCata
     assert catalog.summary("Ubuntu 22.04").newest["ImageName"] == "tie-a"
     catalog.remove("tie-a")
     assert catalog.summary("Ubuntu 22.04").newest["ImageName"] == "tie-b"
+
+
+def test_a_row_stored_before_todays_text_rules_still_reads(catalog: ImageCatalog) -> None:
+    """Every way in refuses such text now; a row written before must not break listings."""
+    from shared.adapters.catalog_table import image_entity
+
+    catalog.add(image("neighbour", family=None))
+    old = image("old", family=None).model_copy(update={"Label": "x" * 7000})
+    row = image_entity(old, "00000000000000000001aaaaaa")
+    row["Description"] = "tab\there"
+    catalog.table.upsert_entity(row)
+    assert catalog.get("old").Label == "x" * 7000
+    names = [i.ImageName for i in catalog.page(None, {}, 10, None).items]
+    assert names == ["neighbour", "old"]
