@@ -625,3 +625,34 @@ def test_operation_status_sends_both_ID_and_Id(catalog_app, function_key) -> Non
     assert (root.findtext(f"{NS}Status"), root.findtext(f"{NS}HttpStatusCode")) == ("Failed", "404")
     assert root.findtext(f"{NS}Error/{NS}Code") == "ImageNotFound"
     assert r.headers["x-ms-request-id"] != rid
+
+
+def test_concurrent_add_os_image_over_one_disk_makes_one_image(catalog_app, storage, sms, disk):
+    """Issue 10: ten concurrent Add OS Image calls with one MediaLink made six images."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    blob = storage.blobs.get_blob_client(storage.settings.vhds_container, unique("contended"))
+    upload_page_blob(blob, disk("linux_ext4_mbr"))
+    names = [f"contended-{uuid.uuid4().hex[:8]}" for _ in range(10)]
+
+    def add(name: str) -> str:
+        try:
+            succeeded(sms, sms.add_os_image("Contended", blob.url, name, "Linux"))
+            return "ok"
+        except AzureConflictHttpError as e:
+            assert (
+                "DiskInUse" in str(e)
+                or "belongs to the image" in str(e)
+                or "being registered" in str(e)
+            ), e
+            return "conflict"
+
+    with ThreadPoolExecutor(10) as pool:
+        results = list(pool.map(add, names))
+    assert results.count("ok") == 1, results
+    made = [
+        n for n in names if requests.get(f"{catalog_app.base_url}/api/images/{n}", timeout=10).ok
+    ]
+    assert len(made) == 1
+    sms.delete_os_image(made[0], delete_vhd=True)
+    assert not blob.exists()

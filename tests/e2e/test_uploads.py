@@ -388,3 +388,30 @@ def test_a_long_unicode_blob_name_still_has_a_readable_outcome(
     drop(storage, path, name, page=False)
     result = outcome(catalog_app, name)
     assert (result["BlobName"], result["Error"]["Code"]) == (name, "UnsupportedFileType")
+
+
+def test_two_manifests_naming_one_disk_make_one_image(catalog_app, storage, disk) -> None:
+    """Issue 10: both used to register, two images over one disk."""
+    stem = f"shared-{uuid.uuid4().hex[:6]}"
+    drop(storage, disk("linux_ext4_mbr"), f"{stem}.image/os.vhd")
+    for n in ("a", "b"):
+        _manifest(
+            storage,
+            f"{stem}-{n}.image.json",
+            {"ImageName": f"{stem}-{n}", "OS": "Linux", "OSDisk": {"Blob": f"{stem}.image/os.vhd"}},
+        )
+    results = sorted(
+        (outcome(catalog_app, f"{stem}-{n}.image.json") for n in ("a", "b")),
+        key=lambda r: r["Status"],
+    )
+    assert [r["Status"] for r in results] == ["Registered", "Rejected"], results
+    winner, loser = results
+    assert loser["Error"]["Code"] == "DiskInUse"
+    assert winner["ImageName"] in loser["Error"]["Message"]
+    assert (
+        requests.get(
+            f"{catalog_app.base_url}/api/images/{loser['BlobName'][: -len('.image.json')]}",
+            timeout=10,
+        ).status_code
+        == 404
+    )
