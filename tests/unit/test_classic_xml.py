@@ -23,7 +23,7 @@ from shared.adapters.catalog_table import Page
 from shared.domain.errors import CatalogError, InvalidParameter
 from shared.domain.images import DataDisk, Image, ImageKind, ImageNotFound, OSDisk
 from shared.domain.operations import Operation
-from shared.services import classic_xml as cx
+from shared.services import classic as cx
 
 NS = "{http://schemas.microsoft.com/windowsazure}"
 

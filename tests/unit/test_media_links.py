@@ -19,7 +19,7 @@ from shared.domain.disks import (
     parse_media_link,
 )
 from shared.domain.vms import STORED, VirtualMachine, VmBody
-from shared.services import classic_xml as cx
+from shared.services import classic as cx
 
 AZURITE = "http://127.0.0.1:10000/devstoreaccount1"
 AZURE = "https://acct.blob.core.windows.net/"

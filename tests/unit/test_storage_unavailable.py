@@ -14,7 +14,7 @@ from azure.core.exceptions import (
 
 from shared.adapters import storage
 from shared.domain.errors import InvalidParameter, StorageUnavailable
-from shared.services import classic_xml as cx
+from shared.services import classic as cx
 
 
 def _status(error: HttpResponseError, status: int) -> HttpResponseError:

@@ -34,7 +34,7 @@ from shared.domain.images import (
 from shared.domain.uploads import InvalidMetadata, VmImageManifest, check_declared
 from shared.domain.vms import VmBody
 from shared.services import catalog as catalog_service
-from shared.services import classic_xml as cx
+from shared.services import classic as cx
 
 # Each kind of character no text field may hold, with how the error names it.
 BAD = {
