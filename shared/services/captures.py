@@ -118,7 +118,10 @@ def start_operation(request: CaptureRequest, operation_id: str, ops: Operations)
         RequestFingerprint=request.fingerprint,
     )
     op, created = ops.create(op)
-    if not created and op.RequestFingerprint not in (None, request.fingerprint):
+    # Another kind of operation (a classic call's request id) is another request too.
+    if not created and (
+        op.Kind != "CaptureVM" or op.RequestFingerprint not in (None, request.fingerprint)
+    ):
         raise OperationIdConflict(
             f"the operation id '{operation_id}' was used for another request (image "
             f"'{op.ImageName}' from {op.ServiceName}/{op.VMName}); an OperationId names one "
@@ -135,6 +138,11 @@ def run_capture(request: CaptureRequest, operation_id: str, deps: CaptureDeps) -
     try:
         op = _capture(request, op, deps)
     except CatalogError as e:
+        image = deps.catalog.find(request.ImageName)
+        if image is not None and image.SourceOperation == op.OperationId:
+            # A twin delivery published it (and may have deleted the VM since we read it):
+            # the operation is that delivery's to finish, never to fail here.
+            return deps.operations.get(op.OperationId)
         _discard_copies(request, op.OperationId, deps)
         op = op.fail(e.code, e.message, e.status)
         deps.operations.save(op)

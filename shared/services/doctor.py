@@ -4,7 +4,8 @@
 - every claim belongs to a published image (a dead claim is a crash's leftover),
   and no blob in the catalog's containers is leased without an image holding it;
 - no operation has stayed `InProgress` past its time limit;
-- no capture copy or snapshot is left without its image (or its running operation).
+- no capture copy or snapshot is left without its image (or its running operation);
+  a succeeded capture's copy kept by removing its image without the VHD is the user's.
 
 It only reads. A full check lists every image, claim, operation and blob, so it is
 for operators and fault tests, not for a request path.
@@ -63,10 +64,10 @@ class Doctor:
     def examine(self, stuck_after: timedelta, now: datetime | None = None) -> Report:
         now = now or datetime.now(UTC)
         report = Report()
-        running = self._operations(report, stuck_after, now)
+        running, succeeded = self._operations(report, stuck_after, now)
         held = self._images(report)
         in_flight = self._claims(report, held)
-        self._blobs(report, {**in_flight, **held}, running)
+        self._blobs(report, {**in_flight, **held}, running, succeeded)
         return report
 
     def _images(self, report: Report) -> dict[str, str]:
@@ -122,12 +123,18 @@ class Doctor:
         report.Checked["Claims"] = count
         return in_flight
 
-    def _operations(self, report: Report, stuck_after: timedelta, now: datetime) -> set[str]:
-        """Flag operations stuck past the limit; returns those still running."""
+    def _operations(
+        self, report: Report, stuck_after: timedelta, now: datetime
+    ) -> tuple[set[str], set[str]]:
+        """Flag operations stuck past the limit; returns those still running, and those
+        that succeeded."""
         running: set[str] = set()
+        succeeded: set[str] = set()
         count = 0
         for op in self.operations.all():
             count += 1
+            if op.Status == OperationStatus.SUCCEEDED:
+                succeeded.add(op.OperationId)
             if op.Status != OperationStatus.IN_PROGRESS:
                 continue
             running.add(op.OperationId)
@@ -142,9 +149,11 @@ class Doctor:
                     )
                 )
         report.Checked["Operations"] = count
-        return running
+        return running, succeeded
 
-    def _blobs(self, report: Report, held: dict[str, str], running: set[str]) -> None:
+    def _blobs(
+        self, report: Report, held: dict[str, str], running: set[str], succeeded: set[str]
+    ) -> None:
         count = 0
         for container in dict.fromkeys(self.containers):
             client = self.blobs.get_container_client(container)
@@ -168,11 +177,14 @@ class Doctor:
                     report.Problems.append(
                         Problem("LeasedWithoutImage", path, "leased, but no image holds it")
                     )
+                # A succeeded capture's copy that no image holds was kept by a removal
+                # without its VHD (comp=media absent): the user's blob now, not an orphan.
                 if (
                     container == self.images_container
                     and op
                     and path not in held
                     and op not in running
+                    and op not in succeeded
                 ):
                     report.Problems.append(
                         Problem(
