@@ -88,7 +88,7 @@ def open_disk_image(
     here (it holds several disks): use `open_ova`. Raises a VhdRejected subclass
     (DiskTooLarge above `max_virtual_size`, or above MAX_VIRTUAL_SIZE when None).
     """
-    label = name or "the file"
+    label = f"The disk file {name!r}" if name else "This file"
     size = reader.size
     if size == 0:
         raise EmptyBlob(f"{label} is empty (0 bytes): upload the disk image itself.")
