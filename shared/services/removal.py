@@ -5,8 +5,8 @@ or gone. Then each disk claimed by this image, and only those, is deleted under
 the image's own lease (with `delete_vhd`) or its lease released, and the claim
 row is dropped. Killed after unpublishing, the disks stay leased under a claim
 whose image is gone: nothing is lost, the next image to claim such a disk takes
-the claim and its lease over, and `vmimage doctor` lists them (`--repair`
-releases them).
+the claim and its lease over, and `vmimage doctor` lists them (DeadClaim,
+LeasedWithoutImage); there is no repair command yet: break the lease by hand.
 """
 
 from __future__ import annotations
