@@ -9,9 +9,10 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-# Debian packages the tests use to build real disks (qemu-img, sfdisk, mke2fs, mkfs.vfat, mkntfs, mtools).
-DEBS   := qemu-utils e2fsprogs fdisk dosfstools ntfs-3g mtools
-TOOLS  := qemu-img sfdisk mke2fs mkfs.vfat mkntfs mcopy
+# Debian packages the tests use to build real disks (qemu-img, sfdisk, mke2fs, mkfs.vfat, mkntfs,
+# mtools), and the browser the portal's tests drive (Playwright with Debian's Chromium).
+DEBS   := qemu-utils e2fsprogs fdisk dosfstools ntfs-3g mtools chromium
+TOOLS  := qemu-img sfdisk mke2fs mkfs.vfat mkntfs mcopy chromium
 
 .PHONY: run test lint format bench bench-catalog deps system-deps reset clean
 
@@ -49,7 +50,12 @@ bench: deps system-deps
 bench-catalog: deps
 	$(PY) -m bench.catalog
 
-deps: $(VENV)/.installed node_modules/.installed
+deps: $(VENV)/.installed node_modules/.installed static/.built
+
+# The portal (portal/, TypeScript) built by Vite into static/, which the app serves at /.
+static/.built: node_modules/.installed package.json package-lock.json $(shell find portal -type f 2>/dev/null)
+	npm run --silent build
+	touch $@
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -63,7 +69,7 @@ node_modules/.installed: package.json package-lock.json
 system-deps:
 	@missing=""; for t in $(TOOLS); do PATH="$$PATH:/usr/sbin:/sbin" command -v $$t >/dev/null || missing="$$missing $$t"; done; \
 	if [ -n "$$missing" ]; then \
-	  echo "Installing Debian packages for the disk corpus (missing:$$missing)"; \
+	  echo "Installing Debian packages for the disk corpus and the browser tests (missing:$$missing)"; \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEBS) >/dev/null; \
 	fi

@@ -8,6 +8,7 @@ from functions.classic import bp as classic
 from functions.doctor import bp as doctor
 from functions.health import bp as health
 from functions.openapi import bp as openapi
+from functions.portal import bp as portal
 from functions.uploads import bp as uploads
 from functions.vms import bp as vms
 
@@ -20,3 +21,4 @@ app.register_functions(captures)
 app.register_functions(vms)
 app.register_functions(openapi)
 app.register_functions(doctor)
+app.register_functions(portal)

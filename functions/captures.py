@@ -9,6 +9,8 @@ import azure.functions as func
 from functions._http import json_body, json_errors, json_response
 from shared.services.captures import handle_capture_message, submit_capture
 from shared.services.context import capture_deps, capture_queue, operations
+from shared.services.recent_lists import list_operations as recent_operations
+from shared.services.recent_lists import parse_top
 
 bp = func.Blueprint()
 
@@ -43,3 +45,11 @@ def request_capture(req: func.HttpRequest) -> func.HttpResponse:
 @json_errors
 def get_operation(req: func.HttpRequest) -> func.HttpResponse:
     return json_response(operations().get(req.route_params["id"]))
+
+
+@bp.route(route="api/operations", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@json_errors
+def list_operations(req: func.HttpRequest) -> func.HttpResponse:
+    top = parse_top(req.params.get("top"))
+    token = req.params.get("continuationToken")
+    return json_response(recent_operations(operations(), top, token))

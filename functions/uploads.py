@@ -7,8 +7,18 @@ import logging
 import azure.functions as func
 import azurefunctions.extensions.bindings.blob as blob
 
-from functions._http import error_response, json_errors, json_response
-from shared.services.context import upload_deps, upload_outcomes, uploads_container_blob
+from functions._http import error_response, json_body, json_errors, json_response
+from shared.services.context import (
+    image_catalog,
+    sas_signer,
+    upload_deps,
+    upload_outcomes,
+    uploads_container,
+    uploads_container_blob,
+)
+from shared.services.recent_lists import list_uploads as recent_uploads
+from shared.services.recent_lists import parse_top
+from shared.services.upload_tickets import issue_ticket
 from shared.services.uploads import examine_upload, parse_recheck
 
 bp = func.Blueprint()
@@ -54,3 +64,19 @@ def get_upload(req: func.HttpRequest) -> func.HttpResponse:
             404,
         )
     return json_response(outcome)
+
+
+@bp.route(route="api/uploads", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@json_errors
+def list_uploads(req: func.HttpRequest) -> func.HttpResponse:
+    top = parse_top(req.params.get("top"))
+    token = req.params.get("continuationToken")
+    return json_response(recent_uploads(upload_outcomes(), top, token))
+
+
+@bp.route(route="api/uploads", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@json_errors
+def request_upload(req: func.HttpRequest) -> func.HttpResponse:
+    # A SAS to upload one disk straight to storage (the portal's browser upload).
+    ticket = issue_ticket(json_body(req), sas_signer(), uploads_container(), image_catalog())
+    return json_response(ticket, 201)

@@ -43,6 +43,8 @@ param uploadSettleSeconds string = '15'
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = { 'azd-env-name': environmentName }
 var functionAppName = 'func-${resourceToken}'
+// Where browsers load the portal from: the app's default host name.
+var portalOrigin = 'https://${functionAppName}.azurewebsites.net'
 // Flex Consumption runs the app from a package in this container.
 var deploymentContainerName = 'app-package'
 
@@ -116,6 +118,17 @@ module storage 'br/public:avm/res/storage/storage-account:0.8.3' = {
     }
     blobServices: {
       containers: blobContainers
+      // The portal (served by the app at /) uploads disks from the browser straight to
+      // the uploads container, with a SAS for one blob: Put Blob, Put Page, metadata.
+      corsRules: [
+        {
+          allowedOrigins: [portalOrigin]
+          allowedMethods: ['PUT', 'GET', 'HEAD', 'OPTIONS']
+          allowedHeaders: ['*']
+          exposedHeaders: ['*']
+          maxAgeInSeconds: 3600
+        }
+      ]
     }
     queueServices: {
       queues: queues
@@ -192,6 +205,8 @@ var appSettings = union(catalog, {
   CAPTURE_MAX_ATTEMPTS: '5'
   PAGING_TOKEN_SECRET: pagingTokenSecret
   CLASSIC_SUBSCRIPTION_ID: classicSubscriptionId
+  // The portal answers at / (functions/portal.py), in place of the host's own home page.
+  AzureWebJobsDisableHomepage: 'true'
 })
 
 module functionApp 'br/public:avm/res/web/site:0.15.1' = {

@@ -37,6 +37,9 @@ from shared.domain.uploads import ErrorInfo, UploadOutcome
 from shared.domain.vms import NAME as VM_NAME
 from shared.domain.vms import VirtualMachine, VmBody
 from shared.services.catalog import MAX_TOP
+from shared.services.recent_lists import DEFAULT_TOP as RECENT_TOP
+from shared.services.upload_tickets import BLOB_NAME as UPLOAD_BLOB_NAME
+from shared.services.upload_tickets import UploadTicket, UploadTicketRequest
 
 TITLE = "VM image catalog"
 VERSION = "1.0.0"
@@ -102,6 +105,22 @@ class VmList(BaseModel):
     )
 
 
+class UploadList(BaseModel):
+    Uploads: list[UploadOutcome] = Field(description="Newest first (by when each was first seen).")
+    Count: int = Field(ge=0, le=MAX_TOP)
+    ContinuationToken: str | None = Field(
+        default=None, description="Present when there are more uploads: pass it to read on."
+    )
+
+
+class OperationList(BaseModel):
+    Operations: list[Operation] = Field(description="Newest first (by CreatedTime).")
+    Count: int = Field(ge=0, le=MAX_TOP)
+    ContinuationToken: str | None = Field(
+        default=None, description="Present when there are more operations: pass it to read on."
+    )
+
+
 # Every model whose schema the document carries (nested models come along): what the
 # endpoints answer (serialisation schemas) and what they accept (validation schemas).
 RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
@@ -116,8 +135,11 @@ RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
     Operation,
     VirtualMachine,
     VmList,
+    UploadList,
+    OperationList,
+    UploadTicket,
 )
-REQUEST_MODELS: tuple[type[BaseModel], ...] = (CaptureRequest, VmBody)
+REQUEST_MODELS: tuple[type[BaseModel], ...] = (CaptureRequest, VmBody, UploadTicketRequest)
 # A disk's URL as shared.domain.disks checks it (no query, so no SAS; no control
 # characters, dot segments or encoded slashes), a pattern valid in ECMA-262 too.
 BLOB_URL = MEDIA_LINK.pattern
@@ -130,6 +152,8 @@ NAME_PATTERNS: dict[tuple[str, str], tuple[str, int]] = {
     ("CaptureRequest", "OperationId"): (OPERATION_ID.pattern, 64),
     ("VmOSDisk", "MediaLink"): (BLOB_URL, 2048),
     ("VmDataDisk", "MediaLink"): (BLOB_URL, 2048),
+    ("UploadTicketRequest", "BlobName"): (UPLOAD_BLOB_NAME.pattern + r"\.[Vv][Hh][Dd]", 255),
+    ("UploadTicketRequest", "ImageName"): (IMAGE_NAME.pattern, 256),
 }
 
 # -- parameters and responses ------------------------------------------------------
@@ -240,6 +264,20 @@ VM_NAME_SCHEMA = {"type": "string", "pattern": f"^{VM_NAME.pattern}$", "maxLengt
 VM_PARAMS = (
     Param("service", "path", VM_NAME_SCHEMA, "The VM's cloud service."),
     Param("vm", "path", VM_NAME_SCHEMA, "The VM's name."),
+)
+RECENT_PAGING = (
+    Param(
+        "top",
+        "query",
+        {"type": "integer", "minimum": 1, "maximum": MAX_TOP, "default": RECENT_TOP},
+        "Page size.",
+    ),
+    Param(
+        "continuationToken",
+        "query",
+        {"type": "string", "maxLength": 2048},
+        "The previous page's `ContinuationToken`.",
+    ),
 )
 READ_ONLY = error("A platform (`Public`) image can't be changed (`PlatformImageReadOnly`).")
 
@@ -502,6 +540,64 @@ OPERATIONS: list[Operation] = [
             ),
         ),
         tag="uploads",
+    ),
+    Operation(
+        "get",
+        "/api/uploads",
+        "listUploads",
+        "Recent uploads and what became of each, newest first, paged",
+        {
+            200: Response(
+                "One page of upload outcomes.",
+                ref("UploadList"),
+                links={
+                    "GetUpload": Link(
+                        "getUpload", {"blobName": "$response.body#/Uploads/0/BlobName"}
+                    )
+                },
+            ),
+            400: INVALID,
+        },
+        params=RECENT_PAGING,
+        tag="uploads",
+    ),
+    Operation(
+        "post",
+        "/api/uploads",
+        "requestUpload",
+        "A short-lived SAS to upload one disk straight to the uploads container (create and "
+        "write that one blob only, for 15 minutes)",
+        {
+            201: Response("The blob's URL with its SAS.", ref("UploadTicket")),
+            400: error("Not a blob name this catalog takes (`InvalidParameter`, ...)."),
+            409: error(
+                "The blob exists already (`UploadExists`) or the image name is taken "
+                "(`ImageNameTaken`)."
+            ),
+        },
+        body=Body(ref("UploadTicketRequest")),
+        secured=True,
+        tag="uploads",
+    ),
+    Operation(
+        "get",
+        "/api/operations",
+        "listOperations",
+        "Recent operations (captures), newest first, paged",
+        {
+            200: Response(
+                "One page of operations.",
+                ref("OperationList"),
+                links={
+                    "GetOperation": Link(
+                        "getOperation", {"id": "$response.body#/Operations/0/OperationId"}
+                    )
+                },
+            ),
+            400: INVALID,
+        },
+        params=RECENT_PAGING,
+        tag="captures",
     ),
     Operation(
         "post",

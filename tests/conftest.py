@@ -17,7 +17,7 @@ import pytest
 
 from devtools.apphost import AppHost
 from devtools.azurite import Azurite
-from shared.adapters.storage import StorageAccount, ensure_resources
+from shared.adapters.storage import StorageAccount, allow_portal_origins, ensure_resources
 from shared.settings import settings_with_defaults
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,6 +64,7 @@ def catalog_app(
             "UPLOAD_TIMEOUT_SECONDS": "3600",
         },
     )
+    allow_portal_origins(storage.blobs, [app.base_url])  # the portal's browser uploads
     app.start(wait_path="/api/health")
     app.log_path = tmp / "host.log"  # type: ignore[attr-defined]
     try:

@@ -8,6 +8,7 @@ from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
 
+from shared.adapters.recent import RecentIndex
 from shared.domain.operations import Operation, OperationNotFound, validate_operation_id
 
 PARTITION = "operation"
@@ -16,6 +17,7 @@ PARTITION = "operation"
 class Operations:
     def __init__(self, table: TableClient) -> None:
         self.table = table
+        self.recent_index = RecentIndex(table)
 
     def get(self, operation_id: str) -> Operation:
         validate_operation_id(operation_id)
@@ -36,9 +38,12 @@ class Operations:
         validate_operation_id(op.OperationId)
         try:
             self.table.create_entity(self._entity(op))
-            return op, True
         except ResourceExistsError:
-            return self.get(op.OperationId), False
+            existing = self.get(op.OperationId)
+            self._index(existing)  # its creator may have died before indexing it
+            return existing, False
+        self._index(op)
+        return op, True
 
     def all(self) -> Iterator[Operation]:
         """Every operation (for the invariant check)."""
@@ -49,6 +54,7 @@ class Operations:
 
     def save(self, op: Operation) -> Operation:
         self.table.upsert_entity(self._entity(op), mode=UpdateMode.REPLACE)
+        self._index(op)
         return op
 
     def save_if_unchanged(self, op: Operation, etag: str) -> None:
@@ -58,6 +64,21 @@ class Operations:
             etag=etag,
             match_condition=MatchConditions.IfNotModified,
         )
+        self._index(op)
+
+    def _index(self, op: Operation) -> None:
+        self.recent_index.put(
+            op.CreatedTime, op.OperationId, op.model_dump_json(exclude_none=True), op.final
+        )
+
+    def recent(self, top: int, after: str | None) -> tuple[list[Operation], str | None]:
+        """The operations newest first (by CreatedTime), a page at a time (see RecentIndex)."""
+
+        def fresh(doc: str, final: bool) -> Operation:
+            op = Operation.model_validate_json(doc)
+            return op if final else self.find(op.OperationId) or op
+
+        return self.recent_index.page(top, after, fresh)
 
     @staticmethod
     def _entity(op: Operation) -> dict[str, object]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -214,14 +214,46 @@ def storage_unavailable(error: BaseException) -> StorageUnavailable | None:
     return None
 
 
-def ensure_resources(storage: StorageAccount) -> list[str]:
+# What the portal's browser upload sends to the blob endpoint (Put Blob, Put Page, Set
+# Blob Metadata, all PUT with x-ms-* headers); infra/ sets the same rule on Azure.
+CORS_METHODS = ["PUT", "GET", "HEAD", "OPTIONS"]
+CORS_MAX_AGE = 3600
+
+
+def allow_portal_origins(blobs: BlobServiceClient, origins: list[str]) -> bool:
+    """Let pages from `origins` (the portal's URL) call the blob endpoint: add them to the
+    account's CORS rules, keeping the rules already there. True when something changed."""
+    from azure.storage.blob import CorsRule
+
+    rules = list(blobs.get_service_properties().get("cors") or [])
+    have = {o.strip().lower() for r in rules for o in r.allowed_origins.split(",")}
+    missing = [o for o in origins if o.lower() not in have]
+    if not missing:
+        return False
+    rules.append(
+        CorsRule(
+            missing,
+            CORS_METHODS,
+            allowed_headers=["*"],
+            exposed_headers=["*"],
+            max_age_in_seconds=CORS_MAX_AGE,
+        )
+    )
+    blobs.set_service_properties(cors=rules)
+    return True
+
+
+def ensure_resources(storage: StorageAccount, portal_origins: Sequence[str] = ()) -> list[str]:
     """Create every container, queue and table the app uses; return what was created.
+    With `portal_origins`, also let the portal at those origins upload from the browser.
 
     On Azure `infra/` creates them; locally `make run` and the tests call this.
     """
     from azure.core.exceptions import ResourceExistsError
 
     created: list[str] = []
+    if portal_origins and allow_portal_origins(storage.blobs, list(portal_origins)):
+        created.append(f"CORS rule for {', '.join(portal_origins)}")
     s = storage.settings
     for name in s.containers:
         try:

@@ -10,6 +10,7 @@ from urllib.parse import quote
 from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
 
+from shared.adapters.recent import RecentIndex
 from shared.domain.uploads import UploadOutcome
 
 PARTITION = "upload"
@@ -31,6 +32,7 @@ def row_key(blob_name: str) -> str:
 class UploadOutcomes:
     def __init__(self, table: TableClient) -> None:
         self.table = table
+        self.recent_index = RecentIndex(table)
 
     def get(self, blob_name: str) -> UploadOutcome | None:
         try:
@@ -47,3 +49,17 @@ class UploadOutcomes:
             "Outcome": outcome.model_dump_json(exclude_none=True),
         }
         self.table.upsert_entity(entity, mode=UpdateMode.REPLACE)
+        self.recent_index.put(
+            outcome.FirstSeen, entity["RowKey"], entity["Outcome"], final=outcome.final
+        )
+
+    def recent(self, top: int, after: str | None) -> tuple[list[UploadOutcome], str | None]:
+        """The outcomes newest first (by FirstSeen), a page at a time (see RecentIndex)."""
+
+        def fresh(doc: str, final: bool) -> UploadOutcome:
+            outcome = UploadOutcome.model_validate(json.loads(doc))
+            if final:
+                return outcome
+            return self.get(outcome.BlobName) or outcome
+
+        return self.recent_index.page(top, after, fresh)

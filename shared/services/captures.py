@@ -477,7 +477,12 @@ def handle_capture_message(
         request = parse_capture(doc)
     except InvalidCaptureRequest as e:
         op = Operation(OperationId=op_id, Kind="CaptureVM", Request=raw[:8192])
-        op, _ = deps.operations.create(op)
+        op, created = deps.operations.create(op)
+        if not created and op.Request != raw[:8192]:
+            # The id is another request's: fail a duplicate of this message's own, not that.
+            dup_id = f"msg-{message_id}"[:64]
+            dup = Operation(OperationId=dup_id, Kind="CaptureVM", Request=raw[:8192])
+            op, _ = deps.operations.create(dup)
         if not op.final:
             op = op.fail(e.code, e.message, 400, Request=raw[:8192])
             deps.operations.save(op)

@@ -12,6 +12,7 @@ from azure.core.exceptions import ServiceResponseTimeoutError
 from shared.adapters.catalog_table import ImageCatalog
 from shared.adapters.operations_table import Operations
 from shared.adapters.queues import DelayedQueue, UploadRechecks, queue_client
+from shared.adapters.sas import SasSigner
 from shared.adapters.storage import account, per_account
 from shared.adapters.uploads_table import UploadOutcomes
 from shared.adapters.vms_table import VmInventory
@@ -46,6 +47,16 @@ def upload_deps() -> UploadDeps:
         rechecks=rechecks,
         policy=UploadPolicy.from_env(),
     )
+
+
+@per_account
+def sas_signer() -> SasSigner:
+    return SasSigner(account().blobs)
+
+
+def uploads_container():  # type: ignore[no-untyped-def]
+    a = account()
+    return a.blobs.get_container_client(a.settings.uploads_container)
 
 
 def uploads_container_blob(name: str):  # type: ignore[no-untyped-def]

@@ -4,6 +4,7 @@ other tests leave to chance, forced here with the hooks (each names what it brea
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 import uuid
 from datetime import timedelta
@@ -20,7 +21,12 @@ from shared.domain.captures import OperationIdConflict
 from shared.domain.images import DiskInUse
 from shared.domain.operations import Operation
 from shared.domain.vms import VirtualMachine
-from shared.services.captures import CaptureDeps, run_capture, submit_capture
+from shared.services.captures import (
+    CaptureDeps,
+    handle_capture_message,
+    run_capture,
+    submit_capture,
+)
 from shared.services.doctor import Doctor
 from shared.services.inventory import put_vm
 from shared.services.removal import ImageRemover
@@ -281,3 +287,21 @@ def test_two_puts_of_one_vm_leave_every_disk_it_names_with_its_row(
     monkeypatch.undo()
     naming = link in vms.get("svc", "a").disk_links
     assert vms.users_of(link) == ([("svc", "a")] if naming else [])
+
+
+def test_a_malformed_message_reusing_an_operation_id_never_fails_that_operation(
+    world: World,
+) -> None:
+    """A queued capture's id in a message that can't be understood (here: a bad image name)
+    is a Failed duplicate of its own, as a different body is: the queued capture still runs."""
+    world.vm("victim", data_disks=0)
+    sent: list[dict[str, object]] = []
+    doc = {"ServiceName": "svc", "Name": "victim", "ImageName": "victim-img",
+           "OperationId": "victim-op"}  # fmt: skip
+    submit_capture(doc, world.deps, sent.append)
+    bad = json.dumps({**doc, "ImageName": "no spaces allowed"}).encode()
+    out = handle_capture_message(bad, "m-bad", 1, world.deps, 5)
+    assert out.operation.Status == "Failed" and out.operation.OperationId != "victim-op"
+    real = handle_capture_message(json.dumps(sent[0]).encode(), "m-real", 1, world.deps, 5)
+    assert real.operation.Status == "Succeeded", real.operation.Error
+    assert world.deps.catalog.get("victim-img").SourceOperation == "victim-op"

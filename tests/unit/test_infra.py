@@ -486,3 +486,22 @@ def test_webhook_names_the_blob_triggered_function_the_app_has(events: Bicep) ->
     assert trigger["type"] == "blobTrigger"
     assert trigger["source"] == "EventGrid"
     assert trigger["path"].split("/")[0] == "%UPLOADS_CONTAINER%"
+
+
+# ---------------------------------------------------------------- the portal
+
+
+def test_the_portal_can_upload_from_the_browser_and_is_deployed(main: Bicep) -> None:
+    storage = "\n".join(main.module("storage"))
+    rule = re.search(r"corsRules: \[\s*\{(.*?)\}\s*\]", storage, re.S)
+    assert rule, "no CORS rule on the blob service: the portal's browser upload can't work"
+    assert "allowedOrigins: [portalOrigin]" in rule.group(1)
+    assert "'PUT'" in rule.group(1) and "'OPTIONS'" in rule.group(1)
+    assert "var portalOrigin = 'https://${functionAppName}.azurewebsites.net'" in main.text
+    assert main.app_settings().get("AzureWebJobsDisableHomepage") == "'true'"
+    # The built portal ships; its sources and the build tools don't.
+    lines = (ROOT / ".funcignore").read_text().splitlines()
+    ignored = [line.strip() for line in lines if not line.startswith("#")]
+    assert "portal/" in ignored and "node_modules/" in ignored and "static/" not in ignored
+    text = AZURE_YAML.read_text()
+    assert re.search(r"^      prepackage:\n(        .*\n)*        run: .*npm run build", text, re.M)
