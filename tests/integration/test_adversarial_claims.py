@@ -30,7 +30,7 @@ from shared.services.captures import (
 from shared.services.doctor import Doctor
 from shared.services.inventory import put_vm
 from shared.services.removal import ImageRemover
-from tests.integration.test_captures import World, request
+from tests.integration.test_captures import Killed, World, request
 
 WAIT = 60  # generous: the machine may be busy
 
@@ -305,3 +305,31 @@ def test_a_malformed_message_reusing_an_operation_id_never_fails_that_operation(
     real = handle_capture_message(json.dumps(sent[0]).encode(), "m-real", 1, world.deps, 5)
     assert real.operation.Status == "Succeeded", real.operation.Error
     assert world.deps.catalog.get("victim-img").SourceOperation == "victim-op"
+
+
+@pytest.mark.parametrize("step", ["claim", "commit"])
+def test_a_capture_killed_mid_publish_whose_name_is_then_taken_leaves_nothing_behind(
+    world: World, step: str
+) -> None:
+    """Killed after claiming (and leasing) its copy, the capture is redelivered after
+    another capture took the name: it fails, and its copy, claim and lease all go."""
+    world.vm("slow", data_disks=1)
+    table = world.deps.catalog.table
+    seen = {"n": 0}
+
+    def kill(at: str) -> None:
+        if at == step:
+            seen["n"] += 1
+            if seen["n"] == 2 or step == "commit":  # the data disk's claim, or the commit
+                raise Killed(at)
+
+    world.deps.catalog = ImageCatalog(table, before_commit=kill)
+    with pytest.raises(Killed):
+        run_capture(request("slow", "wanted", "Generalized"), "slow-op", world.deps)
+    world.deps.catalog = ImageCatalog(table)
+    world.vm("quick", data_disks=0)
+    assert run_capture(request("quick", "wanted"), "quick-op", world.deps).Status == "Succeeded"
+    op = run_capture(request("slow", "wanted", "Generalized"), "slow-op", world.deps)
+    assert op.Error is not None and op.Error.Code == "ImageNameTaken"
+    assert world.blob_names(world.images) == ["wanted/quick-op/os.vhd"]
+    assert _doctor(world) == []
