@@ -34,7 +34,7 @@ FLAGS = [
     "--disable-component-update",
     "--disable-sync",
     # Nothing but loopback resolves: a stray request fails at once instead of waiting.
-    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost",
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
 ]
 KEY_STORAGE = "vmimage.functionKey"
 # Opt-in: `PORTAL_SCREENSHOTS=docs make test ARGS=tests/browser` refreshes the README's pictures.

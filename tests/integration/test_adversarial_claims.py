@@ -29,8 +29,10 @@ from shared.services.captures import (
 )
 from shared.services.doctor import Doctor
 from shared.services.inventory import put_vm
+from shared.services.registration import publish
 from shared.services.removal import ImageRemover
 from tests.integration.test_captures import Killed, World, request
+from tests.integration.test_disk_claims import assert_leased_by
 
 WAIT = 60  # generous: the machine may be busy
 
@@ -333,3 +335,34 @@ def test_a_capture_killed_mid_publish_whose_name_is_then_taken_leaves_nothing_be
     assert op.Error is not None and op.Error.Code == "ImageNameTaken"
     assert world.blob_names(world.images) == ["wanted/quick-op/os.vhd"]
     assert _doctor(world) == []
+
+
+@pytest.mark.parametrize("delete_vhd", [False, True])
+def test_a_disk_registered_again_while_its_old_image_is_being_removed_stays_the_new_ones(
+    azurite_connection: str, monkeypatch: pytest.MonkeyPatch, delete_vhd: bool
+) -> None:
+    """The remover has unpublished X and read X's claim; before it releases (or deletes)
+    the disk, Y registers it. The remover must leave Y's disk, lease and claim alone."""
+    import shared.services.removal as removal_module
+    from tests.integration.test_disk_claims import World as ClaimWorld
+    from tests.integration.test_disk_claims import image
+
+    s = uuid.uuid4().hex[:10]
+    blobs = BlobServiceClient.from_connection_string(azurite_connection)
+    blobs.create_container(f"again{s}")
+    table = TableServiceClient.from_connection_string(azurite_connection).create_table(f"ag{s}")
+    w = ClaimWorld(ImageCatalog(table), blobs, f"again{s}")
+    disk = w.disk()
+    publish(w.catalog, w.guard(), image("old-x", disk))
+    step = "delete_protected" if delete_vhd else "release"
+    real = getattr(removal_module, step)
+
+    def meanwhile(client, lease_id):  # type: ignore[no-untyped-def]
+        publish(w.catalog, w.guard(), image("new-y", disk))
+        return real(client, lease_id)
+
+    monkeypatch.setattr(removal_module, step, meanwhile)
+    ImageRemover(w.catalog, blobs).remove("old-x", delete_vhd=delete_vhd)
+    assert disk.exists()
+    assert w.catalog.holder(f"{disk.container_name}/{disk.blob_name}") == "new-y"
+    assert_leased_by(w, disk, w.lease_of("new-y", disk))
