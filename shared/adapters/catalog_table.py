@@ -7,7 +7,12 @@ Partitions (all in one table):
 - `family|<family>`   RowKey `<newest-first>|<name>`: a copy of each image of the family,
                       so one family is a single-partition range, newest first.
 - `families`          RowKey `<family>`: the family's summary (count, newest image overall
-                      and per OS), so the families list and "latest" never read images.
+                      and per OS, counts per state and the candidates for "latest": see
+                      shared/domain/lifecycle.py), so the families list and "latest" never
+                      read images. End-of-life dates pass without any write: a summary
+                      keeps the newest few candidates with their dates, and only when all
+                      of them have expired does a reader range over the family's
+                      partition, newest first, up to the first eligible image.
 - `disk|<account/container/blob>`  RowKey `claim`: which image's change holds the disk.
                       A disk belongs to at most one image: creating this row is the claim.
 
@@ -69,6 +74,7 @@ from shared.domain.images import (
     ImageNotFound,
     image_key,
 )
+from shared.domain.lifecycle import ALL, FamilyLifecycle, eligible
 
 IMAGE = "image|"  # partition prefix of the image rows
 IMAGE_ROW = "image"
@@ -216,14 +222,21 @@ class FamilySummary:
     count: int = 0
     newest: dict[str, Any] | None = None  # {"ImageName", "PublishedDate", "OS", "ImageType"}
     newest_by_os: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Counts per state and the candidates for latest (shared/domain/lifecycle.py); None in
+    # a summary written before lifecycle fields: readers then recompute it from the family.
+    lifecycle: FamilyLifecycle | None = field(default_factory=FamilyLifecycle.fresh)
+    # What a reader worked out at its time (`ImageCatalog.resolve`), shown by `to_json`.
+    now: dict[str, Any] | None = None
 
     @classmethod
     def from_entity(cls, e: dict[str, Any]) -> FamilySummary:
+        lifecycle = e.get("Lifecycle")
         return cls(
             family=e["Family"],
             count=int(e.get("Count", 0)),
             newest=json.loads(e["Newest"]) if e.get("Newest") else None,
             newest_by_os=json.loads(e.get("NewestByOS") or "{}"),
+            lifecycle=FamilyLifecycle.from_json(json.loads(lifecycle)) if lifecycle else None,
         )
 
     def to_entity(self, pending: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -234,6 +247,7 @@ class FamilySummary:
             "Count": self.count,
             "Newest": json.dumps(self.newest) if self.newest else "",
             "NewestByOS": json.dumps(self.newest_by_os),
+            "Lifecycle": json.dumps(self.lifecycle.to_json()) if self.lifecycle else "",
             "Pending": json.dumps(pending or {}),
         }
 
@@ -243,6 +257,7 @@ class FamilySummary:
             "ImageCount": self.count,
             "Newest": self.newest,
             "NewestByOS": self.newest_by_os,
+            **(self.now or {}),
         }
 
 
@@ -253,6 +268,11 @@ def _ref(image: Image) -> dict[str, Any]:
         "OS": image.OS,
         "ImageType": image.ImageType,
     }
+
+
+def _ref_of(candidate: dict[str, Any]) -> dict[str, Any]:
+    """A summary's reference to an image, from a candidate for latest (which says more)."""
+    return {k: candidate[k] for k in ("ImageName", "PublishedDate", "OS", "ImageType")}
 
 
 def _instant(ref: dict[str, Any]) -> datetime:
@@ -277,11 +297,13 @@ def _with(summary: FamilySummary, image: Image) -> FamilySummary:
         summary.newest = ref
     if _newer(summary.newest_by_os.get(image.OS), ref):
         summary.newest_by_os[image.OS] = ref
+    if summary.lifecycle is not None:
+        summary.lifecycle.add(image, ref)
     return summary
 
 
-def summarize(family: str, images: Iterable[Image]) -> FamilySummary:
-    summary = FamilySummary(family)
+def summarize(family: str, images: Iterable[Image], now: datetime | None = None) -> FamilySummary:
+    summary = FamilySummary(family, lifecycle=FamilyLifecycle.fresh(now))
     for image in images:
         _with(summary, image)
     return summary
@@ -328,7 +350,10 @@ class ImageCatalog:
     `before_commit(step)` is a test hook called before every write, with the step's
     name ("mark", "commit", "index" or "summary"), so crash tests can stop a writer
     between any two writes. `stale_after` is how old another writer's pending token
-    must be before a writer in the same family finishes it.
+    must be before a writer in the same family finishes it. `clock` is the time that
+    end-of-life dates are compared with. `announce(image, committed)` is told of each
+    new image with disks just before its commit and again once it is published (the
+    app sends its content hash job both times, so that a crash in between loses none).
     """
 
     def __init__(
@@ -337,11 +362,15 @@ class ImageCatalog:
         before_commit: Callable[[str], None] | None = None,
         stale_after: timedelta = STALE_AFTER,
         account: str = "devstoreaccount1",
+        clock: Callable[[], datetime] | None = None,
+        announce: Callable[[Image, bool], None] | None = None,
     ):
         self.table = table
         self.before_commit = before_commit
         self.stale_after = stale_after
         self.account = account  # the storage account whose disks the claims name
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.announce = announce
 
     # -- reads ------------------------------------------------------------------
     def _read(self, partition: str, row: str) -> Any | None:
@@ -393,11 +422,80 @@ class ImageCatalog:
         return [s for s in summaries if s.count]
 
     def _settled(self, row: Any) -> FamilySummary:
-        """A summary row as readers may trust it: recomputed while a change is pending."""
-        if not _pending(row):
+        """A summary row as readers may trust it: recomputed while a change is pending
+        (or when it was written before lifecycle fields existed)."""
+        if not _pending(row) and row.get("Lifecycle"):
             return FamilySummary.from_entity(row)
-        copies = self._resolved_copies(row["RowKey"], _pending(row))
-        return summarize(row["Family"], (from_entity(e) for e in copies))
+        return summarize(row["Family"], self._members(row), self.clock())
+
+    def _members(self, row: Any) -> list[Image]:
+        """The family's images from its partition, pending changes decided by image rows."""
+        return [from_entity(e) for e in self._resolved_copies(row["RowKey"], _pending(row))]
+
+    def latest(
+        self, family: str, os: str | None = None, include_excluded: bool = False
+    ) -> tuple[FamilySummary | None, dict[str, Any] | None]:
+        """The family's summary (None: no such family) and a reference to its latest image
+        of `os` (None: none is eligible now). Point reads while the summary's candidates
+        answer; else one range of the family's partition, newest first."""
+        row = self._read(FAMILIES, family_key(family))
+        if row is None:
+            return None, None
+        now = self.clock()
+        if _pending(row) or not row.get("Lifecycle"):
+            members = self._members(row)
+            found = next(
+                (
+                    i
+                    for i in members
+                    if (os is None or os == i.OS) and eligible(i, now, include_excluded)
+                ),
+                None,
+            )
+            summary = summarize(row["Family"], members, now)
+            return summary, None if found is None else _ref(found)
+        summary = FamilySummary.from_entity(row)
+        assert summary.lifecycle is not None
+        ref, complete = summary.lifecycle.pick(os or ALL, now, include_excluded)
+        if ref is None and not complete:
+            ref = self._first_eligible(row["RowKey"], os, include_excluded, now)
+        return summary, ref
+
+    def _first_eligible(
+        self, fkey: str, os: str | None, include_excluded: bool, now: datetime
+    ) -> dict[str, Any] | None:
+        """Read the family newest first up to its first image eligible for latest."""
+        for entity in self._copies(fkey, None, {"OS": os} if os else {}, None, per_page=100):
+            image = from_entity(entity)
+            if eligible(image, now, include_excluded):
+                return _ref(image)
+        return None
+
+    def resolve(self, summary: FamilySummary) -> FamilySummary:
+        """Work out at this time what a summary says: the counts per state, how many are
+        excluded from latest, and the latest image overall and per OS (`summary.now`)."""
+        now = self.clock()
+        fkey = family_key(summary.family)
+        lifecycle = summary.lifecycle or FamilyLifecycle.fresh(now)
+        counts = lifecycle.counts_at(now)
+        if counts is None:  # dates beyond those the summary kept have passed
+            row = self._read(FAMILIES, fkey)
+            fresh = summarize(summary.family, self._members(row) if row else [], now)
+            counts = fresh.lifecycle.counts_at(now) if fresh.lifecycle else {}
+        latest: dict[str, Any] = {}
+        for scope in (ALL, *sorted(summary.newest_by_os)):
+            ref, complete = lifecycle.pick(scope, now, False)
+            if ref is None and not complete:
+                os = None if scope == ALL else scope
+                ref = self._first_eligible(fkey, os, False, now)
+            latest[scope] = ref and _ref_of(ref)
+        summary.now = {
+            "StateCounts": counts,
+            "ExcludedFromLatest": lifecycle.excluded,
+            "Latest": latest[ALL],
+            "LatestByOS": {s: r for s, r in latest.items() if s != ALL and r is not None},
+        }
+        return summary
 
     def _resolved_copies(self, fkey: str, pending: dict[str, dict[str, str]]) -> list[Any]:
         """The family's rows as they are once every pending change is decided by its image."""
@@ -423,13 +521,20 @@ class ImageCatalog:
         top: int,
         after: str | None,
         select: list[str] | None = None,
+        where: Callable[[Any], bool] | None = None,
+        columns: tuple[str, ...] = (),
     ) -> Page:
-        """One page of images (all by name, or one family newest first), filtered by equality."""
+        """One page of images (all by name, or one family newest first), filtered by equality
+        in storage and then by `where` (a test of the row that needs `columns` besides the
+        selected ones: what depends on the time, as an image's effective state)."""
+        fetch = None if select is None else [*select, *columns]
         if family is None:
-            rows = list(islice(self._images(after, filters, select, per_page=top + 1), top + 1))
+            per_page = top + 1 if where is None else 1000
+            found = self._images(after, filters, fetch, per_page=per_page)
+            rows = list(islice(filter(where, found), top + 1))
             key = "PartitionKey"
         else:
-            rows = self._family_page(family_key(family), filters, top, after, select)
+            rows = self._family_page(family_key(family), filters, top, after, fetch, where)
             key = "RowKey"
         more = len(rows) > top
         rows = rows[:top]
@@ -437,19 +542,28 @@ class ImageCatalog:
         return Page(items, rows[-1][key] if more and rows else None)
 
     def _family_page(
-        self, fkey: str, filters: dict[str, Any], top: int, after: str | None, select: Any
+        self,
+        fkey: str,
+        filters: dict[str, Any],
+        top: int,
+        after: str | None,
+        select: Any,
+        where: Callable[[Any], bool] | None = None,
     ) -> list[Any]:
         row = self._read(FAMILIES, fkey)
         if row is None:
             return []
         pending = _pending(row)
         if not pending:
-            return list(islice(self._copies(fkey, after, filters, select, top + 1), top + 1))
+            per_page = top + 1 if where is None else 1000
+            found = self._copies(fkey, after, filters, select, per_page)
+            return list(islice(filter(where, found), top + 1))
         rows = [
             e
             for e in self._resolved_copies(fkey, pending)
             if (after is None or e["RowKey"] > after)
             and all(e.get(k) == v for k, v in filters.items())
+            and (where is None or where(e))
         ]
         return rows[: top + 1]
 
@@ -537,6 +651,8 @@ class ImageCatalog:
                     leases.append(self._claim(change, image.ImageName, path, owner))
                 guard.hold(leases)
                 claim_id = change.id if disks else None
+                if disks and self.announce is not None:
+                    self.announce(image, False)
                 self._commit(change, [("create", image_entity(image, rev, claim_id))])
             except TableTransactionError as e:
                 self._abandon(change, leases, guard)
@@ -549,6 +665,8 @@ class ImageCatalog:
                 self._abandon(change, leases, guard)
                 raise
             self._settle(change)
+            if disks and self.announce is not None:
+                self.announce(image, True)
             return image
         raise RuntimeError(f"could not register {image.ImageName}: too much contention")
 
@@ -681,12 +799,17 @@ class ImageCatalog:
     def remove(self, name: str) -> Image:
         return self.remove_claimed(name)[0]
 
-    def remove_claimed(self, name: str) -> tuple[Image, str | None]:
+    def remove_claimed(
+        self, name: str, check: Callable[[Image], None] | None = None
+    ) -> tuple[Image, str | None]:
         """Unpublish the image; returns it with the id of the claims on its disks,
-        which the caller then releases (`unclaim`)."""
+        which the caller then releases (`unclaim`). `check` may refuse, by raising,
+        the image row the deletion is conditional on (e.g. deletion protection)."""
         for _ in range(_MAX_TRIES):
             entity = self._image_entity(name)
             image = from_entity(entity)
+            if check is not None:
+                check(image)
             change = self._mark([image.ImageFamily], image, _rev())
             try:
                 self._commit(change, [("delete", entity, _etag(entity))])
@@ -699,9 +822,17 @@ class ImageCatalog:
 
     def update(self, name: str, changes: dict[str, Any]) -> Image:
         """Change updatable fields; a family change moves the image between families."""
+        return self.amend(name, lambda _old: changes)
+
+    def amend(self, name: str, changes_to: Callable[[Image], dict[str, Any] | None]) -> Image:
+        """Change the fields `changes_to(image row now)` names (None: nothing to change;
+        it may raise to refuse); the write is conditional on the row it was given."""
         for _ in range(_MAX_TRIES):
             entity = self._image_entity(name)
             old = from_entity(entity)
+            changes = changes_to(old)
+            if changes is None:
+                return old
             new = Image.model_validate({**old.model_dump(), **changes})
             rev = _rev()
             change = self._mark([old.ImageFamily, new.ImageFamily], new, rev)
@@ -804,7 +935,7 @@ class ImageCatalog:
                 done.add(t)
                 self._sync_copy(fkey, token)
             copies = self._copies(fkey, None, {}, None)
-            summary = summarize(row["Family"], (from_entity(e) for e in copies))
+            summary = summarize(row["Family"], (from_entity(e) for e in copies), self.clock())
             rest = {t: token for t, token in pending.items() if t not in done}
             self._step("summary")
             try:

@@ -54,6 +54,14 @@ class CachingMode(StrEnum):
     READ_WRITE = "ReadWrite"
 
 
+class ImageState(StrEnum):
+    """An image's lifecycle (shared/domain/lifecycle.py says what each means)."""
+
+    ACTIVE = "Active"
+    DEPRECATED = "Deprecated"  # listed and usable, never "latest"; may name its replacement
+    DISABLED = "Disabled"  # listed, not offered for new VMs (never "latest")
+
+
 class ImageSource(StrEnum):
     PLATFORM = "Platform"
     UPLOAD = "Upload"
@@ -98,7 +106,7 @@ EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
 LATEST = datetime(3000, 1, 1, tzinfo=UTC)
 IMAGE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,255}")
 _CASE_INSENSITIVE = {
-    e.value.lower(): e.value for cls in (OSType, DiskState, CachingMode) for e in cls
+    e.value.lower(): e.value for cls in (OSType, DiskState, CachingMode, ImageState) for e in cls
 }
 
 
@@ -231,6 +239,9 @@ FamilyName = _text(FAMILY)
 VmSize = _text(VM_SIZE)
 UriText = _text(URI)
 PlainText = _text(TEXT)
+Sha256Hex = Annotated[
+    str, Field(min_length=64, max_length=64, json_schema_extra={"pattern": "^[0-9a-f]{64}$"})
+]
 
 
 def check_text(
@@ -255,6 +266,9 @@ class OSDisk(_Model):
     MediaLink: str | None = None
     LogicalDiskSizeInGB: int = Field(ge=0)
     SourceBlob: str | None = None  # container/blob in our account, when we hold its lease
+    # SHA-256 of the disk's data area, and where its 4 MiB block hashes are (`container/blob`)
+    ContentHash: Sha256Hex | None = None
+    BlockHashes: str | None = None
 
     @field_validator("OS", "OSState", "HostCaching", mode="before")
     @classmethod
@@ -269,6 +283,8 @@ class DataDisk(_Model):
     MediaLink: str | None = None
     LogicalDiskSizeInGB: int = Field(ge=0)
     SourceBlob: str | None = None
+    ContentHash: Sha256Hex | None = None
+    BlockHashes: str | None = None
 
     @field_validator("HostCaching", mode="before")
     @classmethod
@@ -308,6 +324,16 @@ class Image(_Model):
     Generation: int | None = None
     Probe: dict[str, Any] | None = None
     Warnings: list[str] = Field(default_factory=list)
+    # Lifecycle: what "latest" offers and what may be removed (shared/domain/lifecycle.py)
+    State: ImageState = ImageState.ACTIVE
+    ReplacedBy: str | None = Field(
+        default=None, max_length=256, json_schema_extra={"pattern": f"^{IMAGE_NAME.pattern}$"}
+    )
+    ExcludeFromLatest: bool = False
+    EndOfLifeDate: datetime | None = None
+    DeletionProtection: bool = False
+    # The OS disk's ContentHash once every disk is hashed (each disk has its own)
+    ContentHash: Sha256Hex | None = None
 
     @field_validator("ImageName")
     @classmethod
@@ -319,9 +345,23 @@ class Image(_Model):
     def _os(cls, v: Any) -> Any:
         return _CASE_INSENSITIVE.get(str(v).lower(), v) if isinstance(v, str) else v
 
-    @field_validator("PublishedDate", "CreatedTime")
+    @field_validator("State", mode="before")
     @classmethod
-    def _utc(cls, v: datetime) -> datetime:
+    def _state(cls, v: Any) -> Any:
+        return _CASE_INSENSITIVE.get(str(v).lower(), v) if isinstance(v, str) else v
+
+    @field_validator("ReplacedBy")
+    @classmethod
+    def _replacement(cls, v: str | None) -> str | None:
+        if v is not None and not IMAGE_NAME.fullmatch(v):
+            raise ValueError(f"'{shown(v)}' is not a valid image name")
+        return v
+
+    @field_validator("PublishedDate", "CreatedTime", "EndOfLifeDate")
+    @classmethod
+    def _utc(cls, v: datetime | None) -> datetime | None:
+        if v is None:
+            return None
         v = v.replace(tzinfo=UTC) if v.tzinfo is None else v.astimezone(UTC)
         if not EARLIEST <= v < LATEST:  # the catalog's keys order dates in this range
             raise ValueError(f"must be from {EARLIEST:%Y} to {LATEST.year - 1}")
@@ -343,8 +383,24 @@ def image_key(name: str) -> str:
     return name.lower()
 
 
-# Fields a user may change (Update OS Image / Update VM Image allow these).
-UPDATABLE_FIELDS = ("Label", "Description", "ImageFamily", "Eula", "RecommendedVMSize", "ShowInGui")
+# The lifecycle fields (no classic field carries them: PATCH and `vmimage set` change them).
+LIFECYCLE_FIELDS = (
+    "State",
+    "ReplacedBy",
+    "ExcludeFromLatest",
+    "EndOfLifeDate",
+    "DeletionProtection",
+)
+# Fields a user may change: Update OS Image / Update VM Image allow the first six, PATCH all.
+UPDATABLE_FIELDS = (
+    "Label",
+    "Description",
+    "ImageFamily",
+    "Eula",
+    "RecommendedVMSize",
+    "ShowInGui",
+    *LIFECYCLE_FIELDS,
+)
 # The rule of each updatable text field, for the ways in that check one field at a time.
 TEXT_RULES = {
     "Label": LABEL,
@@ -353,5 +409,7 @@ TEXT_RULES = {
     "Eula": EULA,
     "RecommendedVMSize": VM_SIZE,
 }
+# Fields worked out when an image is read, not stored: what its State counts as now.
+COMPUTED_FIELDS = ("EffectiveState",)
 # Fields `select=` may name.
-SELECTABLE_FIELDS = tuple(Image.model_fields)
+SELECTABLE_FIELDS = (*Image.model_fields, *COMPUTED_FIELDS)
