@@ -68,6 +68,9 @@ class LocalHost:
         self.settings = load_app_settings(self.app_dir)
         # App settings are environment variables to the app, as on Azure.
         os.environ.update(self.settings)
+        # The app's own address, as Azure (and Core Tools) tell an app where it is served.
+        here = "127.0.0.1" if address in ("0.0.0.0", "", "::") else address
+        os.environ["WEBSITE_HOSTNAME"] = f"{here}:{port}"
         self.config = load_host_config(self.app_dir / "host.json")
         self.keys_file = keys_file or Path(
             self.settings.get("FUNCRUNNER_KEYS_FILE", self.app_dir / ".local" / "funckeys.json")

@@ -60,6 +60,7 @@ var catalog = {
   UPLOADS_TABLE: 'uploads'
   OPERATIONS_TABLE: 'operations'
   VMS_TABLE: 'vms'
+  CERTIFICATES_TABLE: 'certificates'
 }
 var containerNames = [
   catalog.UPLOADS_CONTAINER
@@ -77,6 +78,7 @@ var tableNames = [
   catalog.UPLOADS_TABLE
   catalog.OPERATIONS_TABLE
   catalog.VMS_TABLE
+  catalog.CERTIFICATES_TABLE
 ]
 var blobContainers = [for name in containerNames: { name: name }]
 var queues = [for name in queueNames: { name: name }]

@@ -20,6 +20,7 @@ DEFAULTS: dict[str, str] = {
     "UPLOADS_TABLE": "uploads",
     "OPERATIONS_TABLE": "operations",
     "VMS_TABLE": "vms",
+    "CERTIFICATES_TABLE": "certificates",
     "CLASSIC_SUBSCRIPTION_ID": "6d1a4c2e-9b3f-4e57-8a10-3c5f7e9d2b41",
 }
 
@@ -35,6 +36,7 @@ class Settings:
     uploads_table: str
     operations_table: str
     vms_table: str
+    certificates_table: str
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -53,7 +55,13 @@ class Settings:
 
     @property
     def tables(self) -> list[str]:
-        return [self.images_table, self.uploads_table, self.operations_table, self.vms_table]
+        return [
+            self.images_table,
+            self.uploads_table,
+            self.operations_table,
+            self.vms_table,
+            self.certificates_table,
+        ]
 
 
 def settings_with_defaults(environ: dict[str, str] | None = None) -> dict[str, str]:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from devtools.apphost import AppHost
-from devtools.azurite import Azurite
+from devtools.azurite import Azurite, free_port
 from shared.adapters.storage import StorageAccount, allow_portal_origins, ensure_resources
 from shared.settings import settings_with_defaults
 
@@ -55,6 +55,8 @@ def catalog_app(
     app = AppHost(
         azurite_connection,
         keys_file=tmp / "keys.json",
+        https_port=free_port(),  # the classic API's management certificates come over TLS
+        tls_dir=tmp / "tls",
         stdout=log,
         extra_env={
             "AzureFunctionsWebHost__hostid": f"catalog-{uuid.uuid4().hex[:8]}",

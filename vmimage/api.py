@@ -9,6 +9,7 @@ time (exit 4). Connection failures and 502/503/504 are retried a little
 from __future__ import annotations
 
 import time
+import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -21,6 +22,7 @@ from vmimage import __version__
 from vmimage.errors import ApiError, TimedOut, Unreachable
 
 CONNECT_TIMEOUT = 5.0
+CLASSIC_NS = "http://schemas.microsoft.com/windowsazure"
 READ_TIMEOUT = 60.0
 
 _EMPTY_BODY_CODES = {
@@ -138,6 +140,43 @@ class Catalog:
                 f"{r.url} did not answer JSON: is --url the catalog's address?",
                 r.status_code,
             ) from e
+
+    def classic(
+        self, method: str, path: str, body: bytes | None = None, ok: tuple[int, ...] = (200,)
+    ) -> requests.Response:
+        """A call to the classic XML API (`/{subscription}/...`); its `<Error>` becomes an
+        ApiError with the classic code and message."""
+        headers = {"x-ms-version": "2014-10-01", "Content-Type": "application/xml"}
+        if self.key:
+            headers["x-functions-key"] = self.key
+        try:
+            r = self.session.request(
+                method,
+                self.base_url + path,
+                data=body,
+                headers=headers,
+                timeout=(CONNECT_TIMEOUT, READ_TIMEOUT),
+                allow_redirects=False,
+            )
+        except requests.exceptions.RequestException as e:
+            raise Unreachable(
+                "Unreachable", f"cannot reach the catalog at {self.base_url}: {_why(e)}"
+            ) from e
+        if r.status_code in ok:
+            return r
+        code = message = None
+        if r.content.lstrip().startswith(b"<"):
+            try:
+                root = ET.fromstring(r.content)
+                code = root.findtext(f"{{{CLASSIC_NS}}}Code")
+                message = root.findtext(f"{{{CLASSIC_NS}}}Message")
+            except ET.ParseError:
+                pass
+        if code:
+            if r.status_code == 403 and code == "ForbiddenError":
+                message = f"{message} (pass the host or master key with --key)"
+            raise ApiError(code, message or "", r.status_code)
+        raise self._error(r)
 
     # -- images --------------------------------------------------------------------------
 

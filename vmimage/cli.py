@@ -205,6 +205,29 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds an operation may stay InProgress before it counts as stuck (3600)",
     )
 
+    p = command(
+        "publishsettings",
+        "Make a management certificate, register it for the classic API (with the host or "
+        "master key), and write a .publishsettings file and the key and certificate as PEM.",
+    )
+    p.add_argument(
+        "--out",
+        default="vmimage.publishsettings",
+        metavar="FILE",
+        help="the .publishsettings file to write (vmimage.publishsettings); the PEM goes "
+        "beside it as FILE.pem",
+    )
+    p.add_argument(
+        "--subscription", metavar="ID", help="the subscription id (local: the default one)"
+    )
+    p.add_argument(
+        "--management-url",
+        metavar="URL",
+        help="ServiceManagementUrl in the file (default: --url over https; a local "
+        "http://HOST:PORT means https://HOST:PORT+1)",
+    )
+    p.add_argument("--name", default="VM image catalog", help="the subscription's name in the file")
+
     vm = command("vm", "The VM inventory captures read.")
     vms = vm.add_subparsers(dest="vm_command", metavar="VMCOMMAND", required=True)
     p = command("add", "Add or replace a VM.", parent=vms)

@@ -142,6 +142,69 @@ def doctor(ctx: Ctx) -> int:
     return FAILED
 
 
+# -- classic clients ---------------------------------------------------------------------
+
+
+def publishsettings(ctx: Ctx) -> int:
+    """A management certificate registered for the subscription, and the files to use it."""
+    from vmimage import publishsettings as ps
+
+    a = ctx.args
+    local = is_loopback(a.url)
+    subscription = a.subscription
+    if subscription is None:
+        if not local:
+            raise UsageError("MissingSubscription", "give --subscription for a deployment")
+        from shared.settings import DEFAULTS
+
+        subscription = DEFAULTS["CLASSIC_SUBSCRIPTION_ID"]
+    url = (a.management_url or ps.management_url(a.url)).rstrip("/")
+    out = Path(a.out)
+    if out.suffix.lower() != ".publishsettings":
+        out = out.with_name(out.name + ".publishsettings")
+    pem = out.with_suffix(".pem")
+    cert = ps.new_management_certificate(a.name)
+    ctx.catalog.classic(
+        "POST", f"/{subscription}/certificates", ps.add_certificate_body(cert), ok=(201,)
+    )
+    ps.write_private(out, ps.publish_settings_xml(cert, url, subscription, a.name))
+    ps.write_private(pem, cert.pem())
+    ca = ps.local_ca() if local else None
+    doc = {
+        "PublishSettings": str(out),
+        "CertFile": str(pem),
+        "SubscriptionId": subscription,
+        "ServiceManagementUrl": url,
+        "Thumbprint": cert.thumbprint,
+        "NotAfter": cert.certificate.not_valid_after_utc.isoformat().replace("+00:00", "Z"),
+        "TrustCa": str(ca) if ca else None,
+    }
+    if ctx.out.as_json:
+        ctx.out.json(doc)
+        return OK
+    host = url.split("://", 1)[1]
+    trust = f"REQUESTS_CA_BUNDLE={ca} " if ca else ""
+    cacert = f"--cacert {ca} " if ca else ""
+    lines = [
+        f"Registered management certificate {cert.thumbprint} for subscription {subscription}",
+        f"(valid until {doc['NotAfter'][:10]}); wrote {out} and {pem} (key + certificate).",
+        "",
+        f"  Classic tools: import {out} (Import-AzurePublishSettingsFile, azure account import).",
+    ]
+    if ca:
+        lines.append(f"  They connect to {url}: trust its CA, {ca}, first.")
+    lines += [
+        f'  Python: {trust}python -c "from azure.servicemanagement import '
+        f"ServiceManagementService as S; print(len(S('{subscription}', cert_file='{pem}', "
+        f"host='{host}').list_os_images()))\"",
+        f"  curl: curl {cacert}--cert {pem} -H 'x-ms-version: {ps.X_MS_VERSION}' "
+        f"{url}/{subscription}/services/images",
+    ]
+    for line in lines:
+        ctx.out.line(line)
+    return OK
+
+
 # -- uploads -----------------------------------------------------------------------------
 
 
@@ -486,6 +549,7 @@ COMMANDS: dict[str, Callable[[Ctx], int]] = {
     "capture": capture,
     "operation": operation,
     "doctor": doctor,
+    "publishsettings": publishsettings,
 }
 VM_COMMANDS: dict[str, Callable[[Ctx], int]] = {
     "add": vm_add,

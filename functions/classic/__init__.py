@@ -39,7 +39,7 @@ no route, or a missing key, gets the host's empty 404 or 401.
 """
 
 # One module per classic resource; importing them registers their routes on `bp`.
-from functions.classic import captures, images, operations, vm_images
+from functions.classic import captures, certificates, images, operations, vm_images
 from functions.classic.common import bp
 
-__all__ = ["bp", "captures", "images", "operations", "vm_images"]
+__all__ = ["bp", "captures", "certificates", "images", "operations", "vm_images"]

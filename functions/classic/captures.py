@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from functions.classic.common import SUB, bp, classic_api, xml_response
+from functions.classic.common import CLASSIC, SUB, bp, classic_api, xml_response
 from shared.services.captures import submit_capture
 from shared.services.classic.captures import parse_capture_operation
 from shared.services.classic.operations import ClassicCall
@@ -15,7 +15,7 @@ from shared.services.context import capture_deps, capture_queue
     route=f"{SUB}/services/hostedservices/{{service}}/deployments/{{deployment}}"
     "/roleinstances/{role}/Operations",
     methods=["POST"],
-    auth_level=func.AuthLevel.FUNCTION,
+    auth_level=CLASSIC,
 )
 @classic_api(since="2012-03-01")
 def classic_capture_role(req: func.HttpRequest, call: ClassicCall) -> func.HttpResponse:

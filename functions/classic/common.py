@@ -11,15 +11,20 @@ import azure.functions as func
 from pydantic import ValidationError
 
 from functions._http import retry_after
+from shared.adapters.host_keys import KEY_CHECK_ROUTE
 from shared.adapters.storage import answering_http, storage_unavailable
 from shared.domain.errors import CatalogError, describe_validation_error
 from shared.services.classic import protocol, xmldoc
+from shared.services.classic.certificates import Presented, authorize
 from shared.services.classic.operations import ClassicCall, recorded
-from shared.services.context import operations
+from shared.services.context import host_key_check, management_certificates, operations
 
 bp = func.Blueprint()
 log = logging.getLogger(__name__)
 
+# The classic routes are anonymous to the host: the function itself lets a caller in, with a
+# management certificate or a function key (see shared/services/classic/certificates.py).
+CLASSIC = func.AuthLevel.ANONYMOUS
 Handler = Callable[[func.HttpRequest, ClassicCall], func.HttpResponse]
 SUB = "{subscriptionId}"
 
@@ -42,9 +47,10 @@ def error_response(
 def classic_api(
     since: str, operation: str | None = None
 ) -> Callable[[Handler], Callable[[func.HttpRequest], func.HttpResponse]]:
-    """Check `x-ms-version` (at least `since`) and the subscription, give the handler its
-    call (request id; recorded as an `operation` when one is named), map errors to
-    `<Error>`, and stamp `x-ms-request-id` on every answer."""
+    """Check the subscription, the caller's credential (a registered management certificate
+    or a function key the host accepts) and `x-ms-version` (at least `since`), give the
+    handler its call (request id; recorded as an `operation` when one is named), map errors
+    to `<Error>`, and stamp `x-ms-request-id` on every answer."""
 
     def decorate(handler: Handler) -> Callable[[func.HttpRequest], func.HttpResponse]:
         # Not functools.wraps: the worker must see this function's own (req) signature.
@@ -52,11 +58,17 @@ def classic_api(
             call = ClassicCall(protocol.new_request_id(), operation, req.route_params.get("name"))
             try:
                 with answering_http():  # a caller waits: the fail-fast storage clients
-                    protocol.check_version(req.headers.get("x-ms-version"), since)
+                    subscription = protocol.configured_subscription()
                     protocol.check_subscription(
-                        req.route_params.get("subscriptionId", ""),
-                        protocol.configured_subscription(),
+                        req.route_params.get("subscriptionId", ""), subscription
                     )
+                    authorize(
+                        subscription,
+                        Presented.of(req.headers, req.params),
+                        management_certificates(),
+                        host_key_check(),
+                    )
+                    protocol.check_version(req.headers.get("x-ms-version"), since)
                     if operation is None:
                         response = handler(req, call)
                     else:
@@ -87,3 +99,11 @@ def classic_api(
         return entry
 
     return decorate
+
+
+@bp.route(route=KEY_CHECK_ROUTE, methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+async def classic_key_check(req: func.HttpRequest) -> func.HttpResponse:
+    """204 when the host accepted the request's function key (it refuses others with 401):
+    how the classic API checks a key (shared/adapters/host_keys.py). Async, so it never
+    waits for a worker thread that a classic call asking it holds."""
+    return func.HttpResponse(status_code=204)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from functions.classic.common import SUB, bp, classic_api, xml_response
+from functions.classic.common import CLASSIC, SUB, bp, classic_api, xml_response
 from shared.adapters.storage import account
 from shared.domain.images import ImageKind
 from shared.services.classic import images as classic
@@ -18,7 +18,7 @@ from shared.services.classic.protocol import comp_media
 from shared.services.context import image_catalog, image_remover
 
 
-@bp.route(route=f"{SUB}/services/images", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@bp.route(route=f"{SUB}/services/images", methods=["GET"], auth_level=CLASSIC)
 @classic_api(since="2012-08-01")
 def classic_list_os_images(req: func.HttpRequest, call: ClassicCall) -> func.HttpResponse:
     return xml_response(
@@ -26,7 +26,7 @@ def classic_list_os_images(req: func.HttpRequest, call: ClassicCall) -> func.Htt
     )
 
 
-@bp.route(route=f"{SUB}/services/images", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@bp.route(route=f"{SUB}/services/images", methods=["POST"], auth_level=CLASSIC)
 @classic_api(since="2012-08-01", operation=ADD_OS_IMAGE)
 def classic_add_os_image(req: func.HttpRequest, call: ClassicCall) -> func.HttpResponse:
     request = classic.parse_add_os_image(req.get_body())
@@ -35,9 +35,7 @@ def classic_add_os_image(req: func.HttpRequest, call: ClassicCall) -> func.HttpR
     return xml_response(classic.os_image_xml(image))
 
 
-@bp.route(
-    route=f"{SUB}/services/images/{{name}}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION
-)
+@bp.route(route=f"{SUB}/services/images/{{name}}", methods=["GET"], auth_level=CLASSIC)
 @classic_api(since="2012-08-01")
 def classic_get_os_image(req: func.HttpRequest, call: ClassicCall) -> func.HttpResponse:
     image = classic.get_image_of_kind(image_catalog(), req.route_params["name"], ImageKind.OS)
@@ -47,7 +45,7 @@ def classic_get_os_image(req: func.HttpRequest, call: ClassicCall) -> func.HttpR
 @bp.route(
     route=f"{SUB}/services/images/{{name}}/details",
     methods=["GET"],
-    auth_level=func.AuthLevel.FUNCTION,
+    auth_level=CLASSIC,
 )
 @classic_api(since="2013-03-01")
 def classic_get_os_image_details(req: func.HttpRequest, call: ClassicCall) -> func.HttpResponse:
@@ -55,9 +53,7 @@ def classic_get_os_image_details(req: func.HttpRequest, call: ClassicCall) -> fu
     return xml_response(classic.os_image_details_xml(image))
 
 
-@bp.route(
-    route=f"{SUB}/services/images/{{name}}", methods=["PUT"], auth_level=func.AuthLevel.FUNCTION
-)
+@bp.route(route=f"{SUB}/services/images/{{name}}", methods=["PUT"], auth_level=CLASSIC)
 @classic_api(since="2012-08-01", operation=UPDATE_OS_IMAGE)
 def classic_update_os_image(req: func.HttpRequest, call: ClassicCall) -> func.HttpResponse:
     fields = classic.parse_update_os_image(req.get_body())
@@ -65,9 +61,7 @@ def classic_update_os_image(req: func.HttpRequest, call: ClassicCall) -> func.Ht
     return xml_response(classic.os_image_xml(image))
 
 
-@bp.route(
-    route=f"{SUB}/services/images/{{name}}", methods=["DELETE"], auth_level=func.AuthLevel.FUNCTION
-)
+@bp.route(route=f"{SUB}/services/images/{{name}}", methods=["DELETE"], auth_level=CLASSIC)
 @classic_api(since="2012-08-01", operation=DELETE_OS_IMAGE)
 def classic_delete_os_image(req: func.HttpRequest, call: ClassicCall) -> func.HttpResponse:
     delete_vhd = call.details["DeleteVhd"] = comp_media(req.params)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from functions.classic.common import SUB, bp, classic_api, xml_response
+from functions.classic.common import CLASSIC, SUB, bp, classic_api, xml_response
 from shared.adapters.storage import account
 from shared.domain.images import ImageKind
 from shared.services.classic import vm_images as classic
@@ -19,14 +19,14 @@ from shared.services.classic.protocol import comp_media
 from shared.services.context import image_catalog, image_remover
 
 
-@bp.route(route=f"{SUB}/services/vmimages", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@bp.route(route=f"{SUB}/services/vmimages", methods=["GET"], auth_level=CLASSIC)
 @classic_api(since="2014-02-01")
 def classic_list_vm_images(req: func.HttpRequest, call: ClassicCall) -> func.HttpResponse:
     wanted = classic.VmImageFilter.from_params(req.params)
     return xml_response(classic.vm_images_xml(classic.list_vm_images(image_catalog(), wanted)))
 
 
-@bp.route(route=f"{SUB}/services/vmimages", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@bp.route(route=f"{SUB}/services/vmimages", methods=["POST"], auth_level=CLASSIC)
 @classic_api(since="2014-05-01", operation=CREATE_VM_IMAGE)
 def classic_create_vm_image(req: func.HttpRequest, call: ClassicCall) -> func.HttpResponse:
     request = classic.parse_create_vm_image(req.get_body())
@@ -35,9 +35,7 @@ def classic_create_vm_image(req: func.HttpRequest, call: ClassicCall) -> func.Ht
     return xml_response(status=202)
 
 
-@bp.route(
-    route=f"{SUB}/services/vmimages/{{name}}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION
-)
+@bp.route(route=f"{SUB}/services/vmimages/{{name}}", methods=["GET"], auth_level=CLASSIC)
 @classic_api(since="2014-02-01")
 def classic_get_vm_image(req: func.HttpRequest, call: ClassicCall) -> func.HttpResponse:
     """One VM image, as List VM Images shows it (the classic client has no call for it)."""
@@ -45,9 +43,7 @@ def classic_get_vm_image(req: func.HttpRequest, call: ClassicCall) -> func.HttpR
     return xml_response(classic.vm_image_xml(image))
 
 
-@bp.route(
-    route=f"{SUB}/services/vmimages/{{name}}", methods=["PUT"], auth_level=func.AuthLevel.FUNCTION
-)
+@bp.route(route=f"{SUB}/services/vmimages/{{name}}", methods=["PUT"], auth_level=CLASSIC)
 @classic_api(since="2014-02-01", operation=UPDATE_VM_IMAGE)
 def classic_update_vm_image(req: func.HttpRequest, call: ClassicCall) -> func.HttpResponse:
     update = classic.parse_update_vm_image(req.get_body())
@@ -58,7 +54,7 @@ def classic_update_vm_image(req: func.HttpRequest, call: ClassicCall) -> func.Ht
 @bp.route(
     route=f"{SUB}/services/vmimages/{{name}}",
     methods=["DELETE"],
-    auth_level=func.AuthLevel.FUNCTION,
+    auth_level=CLASSIC,
 )
 @classic_api(since="2014-02-01", operation=DELETE_VM_IMAGE)
 def classic_delete_vm_image(req: func.HttpRequest, call: ClassicCall) -> func.HttpResponse:

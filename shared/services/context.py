@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Callable
@@ -10,6 +11,8 @@ from collections.abc import Callable
 from azure.core.exceptions import ServiceResponseTimeoutError
 
 from shared.adapters.catalog_table import ImageCatalog
+from shared.adapters.certificates_table import ManagementCertificates
+from shared.adapters.host_keys import HostKeyCheck
 from shared.adapters.operations_table import Operations
 from shared.adapters.queues import DelayedQueue, UploadRechecks, queue_client
 from shared.adapters.sas import SasSigner
@@ -137,3 +140,15 @@ def doctor() -> Doctor:
 def capture_queue() -> DelayedQueue:
     a = account()
     return DelayedQueue(queue_client(a.queues, a.settings.capture_queue))
+
+
+@per_account
+def management_certificates() -> ManagementCertificates:
+    a = account()
+    return ManagementCertificates(a.tables.get_table_client(a.settings.certificates_table))
+
+
+@functools.cache
+def host_key_check() -> HostKeyCheck:
+    """One per process: its cache of the host's answers is shared by every call."""
+    return HostKeyCheck.from_env()

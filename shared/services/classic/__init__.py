@@ -6,7 +6,9 @@
 - `vm_images`: VM images (List, Get, Create, Update, Delete VM Image);
 - `operations`: asynchronous calls recorded under their request id (Get Operation Status);
 - `captures`: Capture Role and Capture VM Image bodies as catalog captures;
-- `disks`: the disk blobs of ours a request names, validated and leased.
+- `disks`: the disk blobs of ours a request names, validated and leased;
+- `certificates`: who may call (a management certificate or a function key), and
+  List/Get/Add/Delete Management Certificate.
 
 The entry points (`functions/classic/`) only parse, call one of these and
 serialize. The names below are re-exported for callers that want the whole API.

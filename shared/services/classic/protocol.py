@@ -86,8 +86,8 @@ def check_subscription(given: str, configured: str) -> None:
     # Azure answers a subscription the credential does not belong to with 403 ForbiddenError.
     if given.strip().lower() != configured.strip().lower():
         raise SubscriptionForbidden(
-            "The server failed to authenticate the request. Verify that the function key "
-            "is valid and is associated with this subscription."
+            "The server failed to authenticate the request. Verify that the certificate "
+            "or function key is valid and is associated with this subscription."
         )
 
 
