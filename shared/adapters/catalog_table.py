@@ -745,6 +745,11 @@ class ImageCatalog:
             self.unclaim([lease.path for lease in leases], change.id)
         self._settle(change)
 
+    def end_claim(self, held: dict[str, Any], owner: str) -> None:
+        """Make this claim of `owner`'s dead: its change can never commit after this.
+        DiskInUse (naming the image) when it already has."""
+        self._bury(held, owner)
+
     def unclaim(self, paths: Iterable[str], claim_id: str) -> None:
         """Delete these disks' claims if they are still this change's (idempotent)."""
         for path in paths:

@@ -46,6 +46,7 @@ from shared.domain.disks import MediaLinkElsewhere, parse_media_link
 from shared.domain.errors import CatalogError, InvalidParameter, NotFound
 from shared.domain.images import (
     DataDisk,
+    DiskInUse,
     DiskState,
     Image,
     ImageCategory,
@@ -138,12 +139,13 @@ def run_capture(request: CaptureRequest, operation_id: str, deps: CaptureDeps) -
     try:
         op = _capture(request, op, deps)
     except CatalogError as e:
-        image = deps.catalog.find(request.ImageName)
-        if image is not None and image.SourceOperation == op.OperationId:
+        if _published_by(request, op.OperationId, deps):
             # A twin delivery published it (and may have deleted the VM since we read it):
             # the operation is that delivery's to finish, never to fail here.
             return deps.operations.get(op.OperationId)
         _discard_copies(request, op.OperationId, deps)
+        if _published_by(request, op.OperationId, deps):  # by a twin, before it was fenced
+            return deps.operations.get(op.OperationId)
         op = op.fail(e.code, e.message, e.status)
         deps.operations.save(op)
     log_event(
@@ -158,6 +160,11 @@ def run_capture(request: CaptureRequest, operation_id: str, deps: CaptureDeps) -
     return op
 
 
+def _published_by(request: CaptureRequest, op_id: str, deps: CaptureDeps) -> bool:
+    image = deps.catalog.find(request.ImageName)
+    return image is not None and image.SourceOperation == op_id
+
+
 def fail_after_retries(
     request: CaptureRequest, operation_id: str, deps: CaptureDeps, why: str
 ) -> Operation:
@@ -166,6 +173,8 @@ def fail_after_retries(
     if op.final:
         return op
     _discard_copies(request, op.OperationId, deps)
+    if _published_by(request, op.OperationId, deps):
+        return deps.operations.get(op.OperationId)
     op = op.fail("CaptureRetriesExhausted", f"the capture kept failing: {why}", 503)
     deps.operations.save(op)
     return op
@@ -432,8 +441,12 @@ def _discard_copy(deps: CaptureDeps, copy: BlobClient, op_id: str) -> None:
     held = deps.catalog.claim_of(path)
     lease_id = None
     if held is not None:
-        if held.get("Owner") != owner_of_operation(op_id) or deps.catalog.holder(path):
+        if held.get("Owner") != owner_of_operation(op_id):
             return
+        try:  # a twin delivery may be publishing it: it can't commit once this returns
+            deps.catalog.end_claim(held, owner_of_operation(op_id))
+        except DiskInUse:
+            return  # it has: the copy is that image's
         lease_id = claim_lease_id(deps.catalog.account, path, held["Change"])
     if delete_protected(copy, lease_id) and held is not None:
         deps.catalog.unclaim([path], held["Change"])

@@ -9,6 +9,9 @@ same upload, the same capture operation) gets its image back, not a second one.
 
 from __future__ import annotations
 
+import random
+import time
+
 from shared.adapters.blobs import BlobDiskGuard, DiskLeaseHeld
 from shared.adapters.catalog_table import ImageCatalog
 from shared.domain.images import DiskInUse, DiskLeased, Image, ImageNameTaken, image_key
@@ -37,14 +40,6 @@ def _same_request(catalog: ImageCatalog, image: Image) -> Image | None:
     return None
 
 
-def _sibling_holds(catalog: ImageCatalog, image: Image) -> bool:
-    """Is one of the image's disks claimed now by another attempt of this same request?"""
-    owner = owner_of(image)
-    return owner is not None and any(
-        (catalog.claim_of(path) or {}).get("Owner") == owner for path in image.disk_blobs
-    )
-
-
 def publish(catalog: ImageCatalog, guard: BlobDiskGuard, image: Image) -> Image:
     """Claim, lease and publish; idempotent for a repeat of the same request."""
     for attempt in range(_SIBLING_TRIES):
@@ -65,10 +60,11 @@ def publish(catalog: ImageCatalog, guard: BlobDiskGuard, image: Image) -> Image:
                     return again
             raise
         except DiskLeaseHeld as e:
-            # Two deliveries of one request: the other took our claim over and leased the
-            # disk under its id before we leased it. Take it over again (its lease is then
-            # changed to ours), or find its image; never fail the request over its twin.
-            if attempt + 1 < _SIBLING_TRIES and _sibling_holds(catalog, image):
+            # Deliveries of one request race for its disks: another took our claim over and
+            # leased the disk under its id before we did. Try again a little later (taking
+            # the disk back, or finding its image); never fail a request over its twin.
+            if owner_of(image) is not None and attempt + 1 < _SIBLING_TRIES:
+                time.sleep(random.uniform(0, 0.05 * 2**attempt))
                 continue
             raise DiskLeased(
                 f"{e}; the catalog cannot protect it. Break that lease (or stop the tool "

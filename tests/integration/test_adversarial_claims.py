@@ -23,6 +23,7 @@ from shared.domain.operations import Operation
 from shared.domain.vms import VirtualMachine
 from shared.services.captures import (
     CaptureDeps,
+    CopyFailed,
     handle_capture_message,
     run_capture,
     submit_capture,
@@ -366,3 +367,49 @@ def test_a_disk_registered_again_while_its_old_image_is_being_removed_stays_the_
     assert disk.exists()
     assert w.catalog.holder(f"{disk.container_name}/{disk.blob_name}") == "new-y"
     assert_leased_by(w, disk, w.lease_of("new-y", disk))
+
+
+def test_a_failing_delivery_never_deletes_a_copy_its_twin_then_publishes(world: World) -> None:
+    """B has claimed and leased the copy and is about to commit when its twin A fails
+    (a copy check, here) and cleans up. Either A leaves the copy to B's image, or B can no
+    longer publish: never an image over a deleted copy."""
+    world.vm("split", data_disks=0)
+    req = request("split", "split-img")
+    b_leased, a_done = threading.Event(), threading.Event()
+
+    def b_pauses(step: str) -> None:
+        if step == "commit":
+            b_leased.set()
+            assert a_done.wait(WAIT)
+
+    deps_b = CaptureDeps(
+        **{**world.deps.__dict__, "catalog": ImageCatalog(world.deps.catalog.table, b_pauses)}
+    )
+    errors: list[BaseException] = []
+
+    def run_b() -> None:
+        try:
+            run_capture(req, "split-op", deps_b)
+        except Exception as e:  # a transient failure: its message would be retried
+            errors.append(e)
+
+    b = threading.Thread(target=run_b)
+    b.start()
+    assert b_leased.wait(WAIT)
+
+    def copy_check_fails(step: str) -> None:
+        if step == "VerifyCopies":
+            raise CopyFailed("the copy is not complete")
+
+    a_deps = CaptureDeps(**{**world.deps.__dict__, "before_step": copy_check_fails})
+    try:
+        a = run_capture(req, "split-op", a_deps)
+    finally:
+        a_done.set()
+    b.join(WAIT * 2)
+    image = world.deps.catalog.find("split-img")
+    if image is None:
+        assert a.Status == "Failed" and world.blob_names(world.images) == []
+    else:
+        assert world.blob_names(world.images) == ["split-img/split-op/os.vhd"]
+    assert _doctor(world) == []
