@@ -54,7 +54,7 @@ INCOMPAT_KNOWN = (
 OFFSET_MASK = 0x00FF_FFFF_FFFF_FE00
 FLAG_COMPRESSED = 1 << 62
 FLAG_ZERO = 1
-L1_CHUNK = 64 * KIB  # L1 bytes read at a time
+L1_CHUNK = 256 * KIB  # L1 bytes read at a time
 SUBCLUSTERS = 32
 MAX_L1_BYTES = 32 * MIB  # qemu's own limit on the L1 table
 

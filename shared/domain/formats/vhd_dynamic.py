@@ -39,7 +39,7 @@ from shared.domain.vhd import (
 HEADER_COOKIE = b"cxsparse"
 HEADER_SIZE = 1024
 UNALLOCATED = 0xFFFF_FFFF
-BAT_CHUNK = 64 * KIB  # BAT bytes read at a time
+BAT_CHUNK = 256 * KIB  # BAT bytes read at a time
 MAX_BLOCK = 256 * MIB
 
 _HEADER = struct.Struct(">8sQQIII")  # cookie, data offset, table offset, version, entries, block

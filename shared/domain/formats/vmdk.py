@@ -43,8 +43,8 @@ COMPRESS_DEFLATE = 1
 MARKER_EOS, MARKER_GT, MARKER_GD, MARKER_FOOTER = 0, 1, 2, 3
 MAX_GRAIN = 2 * MIB
 MAX_DESCRIPTOR = 1 * MIB
-GT_READ = 256 * KIB  # consecutive grain tables are read together, up to this much
-GD_CHUNK = 64 * KIB
+GT_READ = 1 * MIB  # consecutive grain tables are read together, up to this much
+GD_CHUNK = 256 * KIB
 
 # magic, version, flags, capacity, grain, descriptor offset and size, GTEs per GT,
 # redundant GD, GD, overhead (sectors), unclean shutdown, the four newline test bytes,
@@ -190,6 +190,15 @@ class VmdkImage(DiskImage):
                 "merged.vmdk."
             )
         kinds = {line.split()[2] if len(line.split()) > 2 else "" for line in extents}
+        create_type = fields.get("createType", "")
+        if create_type not in ("monolithicSparse", "streamOptimized"):
+            raise VmdkExtentsNotSupported(
+                f"This VMDK sparse extent's descriptor says createType {create_type!r}, not "
+                "monolithicSparse or streamOptimized: it is one file of a disk spread over "
+                "several. Make it one file, from its descriptor with the extents beside it: "
+                "`qemu-img convert -O vmdk -o subformat=streamOptimized disk.vmdk one.vmdk`, "
+                "then upload one.vmdk."
+            )
         if len(extents) > 1 or kinds - {"SPARSE"}:
             raise VmdkExtentsNotSupported(
                 f"This VMDK's descriptor lists {len(extents)} extent(s) of type "
