@@ -138,6 +138,24 @@ def banner(ports: Ports, connection: str, elapsed: float) -> str:
         f"  {cli} upload DISK.vhd --family 'My images'   # a fixed VHD",
         f"  {cli} capture --service contoso-web --vm web01 --image web01 --wait",
     ]
+    sub = settings_with_defaults()["CLASSIC_SUBSCRIPTION_ID"]
+    tls = f"https://{HOST}:{ports.https}"
+    extra = "" if ports.https == ports.app + 1 else f" --management-url {tls}"
+    key = (
+        'KEY=$(python3 -c \'import json;print(json.load(open(".local/funckeys.json"))'
+        '["hostKeys"]["default"])\')'
+    )
+    lines += [
+        "",
+        f"Classic API (subscription {sub}; every call needs x-ms-version and a management",
+        "certificate over HTTPS or a function key; README: Classic clients):",
+        f"  {key}",
+        '  curl -s -H "x-ms-version: 2014-10-01" -H "x-functions-key: $KEY" '
+        f"{url}/{sub}/services/images",
+        f"  {cli} publishsettings{extra}   # writes vmimage.publishsettings and vmimage.pem",
+        f'  curl -s --cacert .local/tls/ca.crt --cert vmimage.pem -H "x-ms-version: 2014-10-01" '
+        f"{tls}/{sub}/services/vmimages",
+    ]
     return "\n".join(lines)
 
 

@@ -69,3 +69,18 @@ def test_the_banner_at_other_ports_gives_every_url_and_setting_for_them() -> Non
     assert "http://127.0.0.1:20000/devstoreaccount1/vhds/" in text
     assert ":7071" not in text and ":10000" not in text and ":7072" not in text
     assert "https://127.0.0.1:7082 " in text
+
+
+def test_the_banner_says_how_to_call_the_classic_api() -> None:
+    text = banner(Ports(), connection_string(10000, 10001, 10002), 1.0)
+    sub = "6d1a4c2e-9b3f-4e57-8a10-3c5f7e9d2b41"
+    assert f"subscription {sub}" in text
+    assert (
+        f'-H "x-ms-version: 2014-10-01" -H "x-functions-key: $KEY" http://127.0.0.1:7071/{sub}/'
+        in text
+    )
+    assert "--cacert .local/tls/ca.crt --cert vmimage.pem" in text
+    assert f"https://127.0.0.1:7072/{sub}/services/vmimages" in text
+    assert "vmimage publishsettings   #" in text  # its default URL is right for these ports
+    other = banner(ports_from({"HTTPS_PORT": "9443"}), connection_string(10000, 10001, 10002), 1.0)
+    assert "publishsettings --management-url https://127.0.0.1:9443" in other
