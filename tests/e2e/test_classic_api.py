@@ -659,3 +659,39 @@ def test_concurrent_add_os_image_over_one_disk_makes_one_image(catalog_app, stor
     assert len(made) == 1
     sms.delete_os_image(made[0], delete_vhd=True)
     assert not blob.exists()
+
+
+def test_deletes_and_misses_answer_as_azure_did(catalog_app, storage, function_key, disk) -> None:
+    """Delete OS Image 200; Delete VM Image 202 with x-ms-request-id and an operation to
+    poll; ?comp=media deletes the disks; a missing image is 404 ResourceNotFound."""
+    v = {"x-functions-key": function_key, "x-ms-version": "2014-10-01"}
+    base = f"{catalog_app.base_url}/{SUBSCRIPTION}/services"
+    blob = storage.blobs.get_blob_client(storage.settings.vhds_container, unique("az"))
+    upload_page_blob(blob, disk("linux_ext4_mbr"))
+    name = f"classic-az-{uuid.uuid4().hex[:8]}"
+    add = (
+        f"<OSImage xmlns='http://schemas.microsoft.com/windowsazure'><Label>l</Label>"
+        f"<MediaLink>{blob.url}</MediaLink><Name>{name}</Name><OS>Linux</OS></OSImage>"
+    )
+    assert requests.post(f"{base}/images", data=add, headers=v, timeout=60).status_code == 200
+    os_delete = requests.delete(f"{base}/images/{name}", headers=v, timeout=60)
+    assert (os_delete.status_code, os_delete.content) == (200, b"")
+    assert len(os_delete.headers["x-ms-request-id"]) == 32
+    assert blob.exists()  # no ?comp=media: the disk stays
+    blob.delete_blob()
+
+    stem, paths = uploaded_vm_image(catalog_app, storage, disk)
+    vm_delete = requests.delete(f"{base}/vmimages/{stem}?comp=media", headers=v, timeout=60)
+    assert vm_delete.status_code == 202
+    rid = vm_delete.headers["x-ms-request-id"]
+    op = requests.get(
+        f"{catalog_app.base_url}/{SUBSCRIPTION}/operations/{rid}", headers=v, timeout=30
+    )
+    root = ET.fromstring(op.content)
+    assert (root.findtext(f"{NS}ID"), root.findtext(f"{NS}Status")) == (rid, "Succeeded")
+    uploads = storage.blobs.get_container_client(storage.settings.uploads_container)
+    assert not any(uploads.get_blob_client(p).exists() for p in paths)
+
+    for path in (f"images/{name}", f"vmimages/{stem}", f"images/{name}/details"):
+        missing = requests.get(f"{base}/{path}", headers=v, timeout=30)
+        assert _error(missing) == (404, "ResourceNotFound"), path
