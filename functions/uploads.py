@@ -71,7 +71,8 @@ def get_upload(req: func.HttpRequest) -> func.HttpResponse:
 def list_uploads(req: func.HttpRequest) -> func.HttpResponse:
     top = parse_top(req.params.get("top"))
     token = req.params.get("continuationToken")
-    return json_response(recent_uploads(upload_outcomes(), top, token))
+    blob = req.params.get("blobName")
+    return json_response(recent_uploads(upload_outcomes(), top, token, blob))
 
 
 @bp.route(route="api/uploads", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)

@@ -558,7 +558,16 @@ OPERATIONS: list[Operation] = [
             ),
             400: INVALID,
         },
-        params=RECENT_PAGING,
+        params=(
+            *RECENT_PAGING,
+            Param(
+                "blobName",
+                "query",
+                {"type": "string", "minLength": 1, "maxLength": 1024},
+                "Only this upload (a list of none or one): what a page waiting for its "
+                "upload to be seen polls.",
+            ),
+        ),
         tag="uploads",
     ),
     Operation(

@@ -207,6 +207,7 @@ export interface UploadTicket {
   BlobName: string;
   ImageName: string;
   Url: string;
+  IssuedOn: string;
   ExpiresOn: string;
   PageBytes: number;
 }

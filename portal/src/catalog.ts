@@ -171,6 +171,9 @@ export function probeView(probe: Probe | undefined | null, warnings: string[] = 
   );
 }
 
+/** The blob an image was registered from: SourceUpload is `<container>/<blob>@"<etag>"`. */
+const uploadedBlob = (source: string): string => source.replace(/^[^/]*\//, "").replace(/@"[^"]*"$/, "");
+
 const SHOWN_ELSEWHERE = new Set(["OSDiskConfiguration", "DataDiskConfigurations", "Probe", "Warnings"]);
 
 function value(v: unknown): string {
@@ -188,7 +191,7 @@ export async function imagePage(ctx: Ctx, name: string): Promise<void> {
     return;
   }
   const origin = [
-    image.SourceUpload ? h("li", null, "Uploaded as ", link(`#/uploads/${enc(image.SourceUpload)}`, image.SourceUpload)) : null,
+    image.SourceUpload ? h("li", null, "Uploaded as ", link(`#/uploads/${enc(uploadedBlob(image.SourceUpload))}`, uploadedBlob(image.SourceUpload))) : null,
     image.SourceOperation ? h("li", null, "Captured by operation ", link(`#/operations/${enc(image.SourceOperation)}`, image.SourceOperation)) : null,
     image.SourceVM ? h("li", null, `from the VM ${image.SourceVM}`) : null,
   ].filter(Boolean);

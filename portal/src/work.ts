@@ -113,7 +113,7 @@ export async function uploadsPage(ctx: Ctx): Promise<void> {
         barText.textContent = `${Math.round((100 * p.covered) / p.total)} % of ${bytes(p.total)} covered, ${bytes(p.sent)} sent (${bytes(p.sent / Math.max(secs, 0.001))}/s)`;
       });
       barText.textContent = `Uploaded ${bytes(f.size)}. The catalog is examining it…`;
-      await watchUpload(ctx, ticket.BlobName, result);
+      await watchUpload(ctx, ticket.BlobName, result, ticket.IssuedOn);
     } catch (e) {
       out.show(e);
     } finally {
@@ -143,14 +143,20 @@ export async function uploadsPage(ctx: Ctx): Promise<void> {
   });
 }
 
-async function watchUpload(ctx: Ctx, name: string, into: HTMLElement): Promise<void> {
+/** Follow an upload until the catalog has judged it; `since`: only a verdict reached after
+ * then counts (an earlier blob of the same name may have left one). */
+async function watchUpload(ctx: Ctx, name: string, into: HTMLElement, since = ""): Promise<void> {
   await poll(ctx, 1000, async () => {
     try {
-      const u = await api<Upload>("GET", `/api/uploads/${enc(name)}`);
+      // The list filtered to this blob answers 200 with none before the upload is seen.
+      const [u] = (await api<UploadPage>("GET", `/api/uploads${q({ blobName: name })}`)).Uploads;
+      if (!u || (since && Date.parse(u.LastChecked) < Date.parse(since))) {
+        replace(into, h("p", { class: "muted" }, "Waiting for the catalog to see the upload…"));
+        return false;
+      }
       replace(into, uploadView(u));
       return u.Status === "Registered" || u.Status === "Rejected";
     } catch (e) {
-      if (e instanceof ApiError && e.code === "UploadNotFound") return false; // not seen yet
       replace(into, errorBox(e));
       throw e;
     }

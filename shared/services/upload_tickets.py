@@ -48,6 +48,7 @@ class UploadTicket(BaseModel):
     BlobName: str
     ImageName: str
     Url: str = Field(description="The blob's URL with a SAS that may only create and write it.")
+    IssuedOn: datetime = Field(description="The catalog's time when the SAS was issued.")
     ExpiresOn: datetime
     Permissions: str = Field(description="What the SAS allows: `cw` (create, write).")
     PageBytes: int = Field(description="Write the disk in pages of at most this many bytes.")
@@ -88,6 +89,7 @@ def issue_ticket(
         BlobName=blob,
         ImageName=image,
         Url=url,
+        IssuedOn=expires - LIFETIME,
         ExpiresOn=expires,
         Permissions=PERMISSIONS,
         PageBytes=PAGE_BYTES,
