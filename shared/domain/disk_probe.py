@@ -1287,8 +1287,9 @@ def check_partitions_fit(probe: DiskProbe) -> None:
     raise PartitionBeyondDisk(
         f"{described}{more}, but the disk is only {probe.disk_size} bytes: the disk was cut "
         "short (truncated while it was copied, converted or uploaded), so its file systems "
-        "are incomplete and it won't boot. Convert the whole source disk again (`qemu-img "
-        "convert -O vpc -o subformat=fixed,force_size=on`) and upload the complete file."
+        "are incomplete and it won't boot. Take the whole source disk again and upload the "
+        "complete file as it is (the catalog converts VHD, VHDX, qcow2, VMDK, OVA and raw "
+        "disks to a fixed VHD itself)."
     )
 
 

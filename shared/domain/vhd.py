@@ -102,15 +102,23 @@ HEAD_BYTES = 4096
 TAIL_BYTES = 1024
 ISO_MAGIC_OFFSET = 0x8001
 
-CONVERT_HINT = (
-    "Convert it to a fixed VHD with "
-    "`qemu-img convert -O vpc -o subformat=fixed,force_size=on <input> <output>.vhd`"
+# What to do with a disk image that is not an uploadable fixed VHD. Not `qemu-img convert
+# -O vpc -o subformat=fixed,force_size=on`: it keeps a size that is not a whole MiB, which
+# is then refused as VirtualSizeNotWholeMiB, and it drops a differencing disk's parent.
+UPLOAD_AS_IS = (
+    "Upload the file as it is into the `uploads` container (a block blob will do), or with "
+    "`vmimage upload <file>`: the catalog converts VHD, VHDX, qcow2, VMDK, OVA and raw disks "
+    "to a fixed VHD of a whole number of MiB itself."
 )
-FIXED_CONVERT_HINT = (
-    "Convert it to a fixed VHD with "
-    "`qemu-img convert -f vpc -O vpc -o subformat=fixed,force_size=on in.vhd out.vhd` "
-    "or, in Hyper-V PowerShell, `Convert-VHD -Path in.vhd -DestinationPath out.vhd "
-    "-VHDType Fixed`, then upload the fixed VHD."
+DIFFERENCING_VHD_HINT = (
+    "Merge it with its parent into one disk in Hyper-V PowerShell, with the parent beside it: "
+    "`Convert-VHD -Path child.vhd -DestinationPath merged.vhd -VHDType Dynamic`, then upload "
+    "merged.vhd as it is (the catalog converts it). Not qemu-img: it reads a differencing "
+    "VHD without its parent and would silently drop the parent's data."
+)
+CONVERT_HINT = (
+    "Upload the disk image it was made from as it is into the `uploads` container, or with "
+    "`vmimage upload <file>`: the catalog converts it to a fixed VHD itself"
 )
 
 
@@ -562,8 +570,7 @@ def validate_vhd(
         raise InvalidVhdFooterChecksum(
             f"The VHD footer checksum is 0x{footer.checksum:08x} but its contents sum to "
             f"0x{footer.computed_checksum:08x}: the footer was altered or damaged in transit. "
-            "Re-create the VHD (for example `qemu-img convert -f vpc -O vpc -o "
-            "subformat=fixed,force_size=on in.vhd out.vhd`) and upload it again."
+            "Upload the original file again."
         )
     if footer.format_version >> 16 != 1:
         raise InvalidVhdFormatVersion(
@@ -574,15 +581,12 @@ def validate_vhd(
     if footer.disk_type == DISK_TYPE_DYNAMIC:
         raise DynamicVhdNotSupported(
             f"This is a dynamic VHD (virtual size {footer.current_size} bytes, "
-            f"{_human(footer.current_size)}); Azure accepts only fixed VHDs. {FIXED_CONVERT_HINT}"
+            f"{_human(footer.current_size)}); Azure accepts only fixed VHDs. {UPLOAD_AS_IS}"
         )
     if footer.disk_type == DISK_TYPE_DIFFERENCING:
         raise DifferencingVhdNotSupported(
             "This is a differencing VHD: it holds only the changes against a parent disk. "
-            "Merge it into its parent and make the result a fixed VHD: "
-            "`qemu-img convert -f vpc -O vpc -o subformat=fixed,force_size=on child.vhd "
-            "out.vhd` (with the parent next to it), or `Convert-VHD -Path child.vhd "
-            "-DestinationPath out.vhd -VHDType Fixed` in Hyper-V PowerShell."
+            f"{DIFFERENCING_VHD_HINT}"
         )
     if footer.disk_type != DISK_TYPE_FIXED:
         raise InvalidVhdDiskType(
@@ -594,11 +598,8 @@ def validate_vhd(
         lower = current // MIB * MIB
         raise VirtualSizeNotWholeMiB(
             f"The VHD has an unsupported virtual size of {current} bytes. The size must be a "
-            f"whole number (in MBs). Resize it to {lower + MIB} bytes ({lower // MIB + 1} MiB), "
-            "e.g. convert the raw disk with `qemu-img resize -f raw disk.raw "
-            f"{lower // MIB + 1}M` and then `qemu-img convert -f raw -O vpc -o "
-            "subformat=fixed,force_size=on disk.raw disk.vhd` (force_size=on keeps the exact "
-            "size instead of rounding it to a CHS geometry)."
+            f"whole number (in MBs). {UPLOAD_AS_IS} This one becomes {lower + MIB} bytes "
+            f"({lower // MIB + 1} MiB)."
         )
     if current != size - FOOTER_SIZE:
         raise VhdSizeMismatch(
@@ -611,15 +612,15 @@ def validate_vhd(
         raise DiskTooLarge(
             f"The virtual size is {current} bytes ({_human(current)}), above the maximum of "
             f"{max_size_bytes} bytes ({_human(max_size_bytes)}) for this upload. Shrink the "
-            "partitions and the disk (e.g. `qemu-img resize --shrink`) before converting, "
-            "or upload it where larger disks are allowed."
+            "partitions and the disk (e.g. `qemu-img resize --shrink`), or upload it where "
+            "larger disks are allowed."
         )
     if current < min_size_bytes:
         raise DiskTooSmall(
             f"The virtual size is {current} bytes ({_human(current)}), below the minimum of "
             f"{min_size_bytes} bytes ({_human(min_size_bytes)}). Grow the disk (e.g. "
             f"`qemu-img resize -f raw disk.raw {max(min_size_bytes, MIB) // MIB}M`) and "
-            "convert it again."
+            "upload it as it is: the catalog converts it to a fixed VHD."
         )
     if footer.data_offset != FIXED_DATA_OFFSET:
         raise InvalidVhdDataOffset(
@@ -634,9 +635,9 @@ def validate_vhd(
         if cls is not CompressedArchive:
             raise NestedDiskImage(
                 f"This fixed VHD's virtual disk starts with a {name} header: an image file was "
-                "converted as if it were a raw disk, and a VM would not boot from it. Convert "
-                f"the original with its real format, e.g. `qemu-img convert -f {_QEMU_FMT[cls]} "
-                "-O vpc -o subformat=fixed,force_size=on <original> out.vhd`."
+                "converted as if it were a raw disk, and a VM would not boot from it. Upload "
+                f"the original {_QEMU_FMT[cls]} file as it is into the `uploads` container, or "
+                "with `vmimage upload <file>`: the catalog converts it with its real format."
             )
     return footer
 
@@ -701,20 +702,27 @@ def _diagnose_missing_footer(
     head = tail if tail_start == 0 else _read(reader, 0, min(HEAD_BYTES, size))
     sniffed = _sniff_image_format(head)
     if sniffed is not None:
-        cls, name, fmt = sniffed
+        cls, name, _ = sniffed
         if cls is CompressedArchive:
             return CompressedArchive(
                 f"This is a {name} file ({size} bytes), not a disk. Decompress or extract it and "
                 "upload the fixed VHD inside (Azure does not decompress uploads)."
             )
-        extra = ""
         if cls is UnsupportedFormatVmdk and name == "VMDK descriptor":
-            extra = " This is only the small text descriptor; the data is in the -flat/-s00x files."
-        return cls(
-            f"This is a {name} image, not a VHD.{extra} Azure accepts only fixed VHDs: "
-            f"`qemu-img convert -f {fmt} -O vpc -o subformat=fixed,force_size=on <input> "
-            "out.vhd` (force_size=on keeps the exact size)."
-        )
+            fix = (
+                "This is only the small text descriptor; the data is in the -flat/-s00x files. "
+                "Make it one file, with its extents beside it: `qemu-img convert -O vmdk -o "
+                "subformat=streamOptimized disk.vmdk one.vmdk`, then upload one.vmdk as it is "
+                "(the catalog converts it)."
+            )
+        elif cls is UnsupportedFormatVdi:
+            fix = (
+                "The catalog does not convert VDI: make it a qcow2 (`qemu-img convert -f vdi "
+                "-O qcow2 disk.vdi disk.qcow2`) and upload that as it is."
+            )
+        else:
+            fix = UPLOAD_AS_IS
+        return cls(f"This is a {name} image, not a fixed VHD. {fix}")
 
     # A footer cookie near the end, just not at length-512.
     pos = tail.rfind(FOOTER_COOKIE)
@@ -723,9 +731,9 @@ def _diagnose_missing_footer(
         if at == size - (FOOTER_SIZE - 1):
             return LegacyVhdFooter(
                 f"This VHD ends in a 511-byte footer at offset {at} (an old Virtual PC format), "
-                f"so its length {size} is not a multiple of 512. Re-create it with "
-                "`qemu-img convert -f vpc -O vpc -o subformat=fixed,force_size=on in.vhd "
-                "out.vhd`."
+                f"so its length {size} is not a multiple of 512. Cut the old footer off "
+                "(`truncate -s -511 disk.vhd`) and upload the raw disk that is left as it is: "
+                "the catalog converts a raw disk with a partition table."
             )
         if at + FOOTER_SIZE > size:
             missing = at + FOOTER_SIZE - size
@@ -750,7 +758,7 @@ def _diagnose_missing_footer(
         return TruncatedVhd(
             f"The blob starts with the footer copy of a {kind} VHD but has no footer at its "
             f"end (length {size}): the file is truncated or incomplete. Upload the complete "
-            "file; Azure also needs it converted to a fixed VHD. " + FIXED_CONVERT_HINT
+            "file as it is: the catalog converts a dynamic VHD to a fixed one itself."
         )
 
     if size > ISO_MAGIC_OFFSET + 5:
@@ -766,17 +774,7 @@ def _diagnose_missing_footer(
     gpt = len(head) >= 520 and head[512:520] == b"EFI PART"
     if mbr or gpt:
         style = "GPT" if gpt else "MBR"
-        if aligned and size % MIB == 0:
-            fix = (
-                "Convert it with `qemu-img convert -f raw -O vpc -o subformat=fixed,force_size=on "
-                "disk.raw disk.vhd` (the VHD is the raw disk plus a 512-byte footer)."
-            )
-        else:
-            fix = (
-                f"Its length {size} is not a whole number of MiB: first `qemu-img resize -f raw "
-                f"disk.raw {size // MIB + 1}M`, then `qemu-img convert -f raw -O vpc -o "
-                "subformat=fixed,force_size=on disk.raw disk.vhd`."
-            )
+        fix = UPLOAD_AS_IS
         return RawDiskWithoutFooter(
             f"This looks like a raw disk image with an {style} partition table but no VHD "
             f"footer (length {size}). {fix}"
@@ -797,12 +795,10 @@ def _diagnose_missing_footer(
     if not head.strip(b"\0"):
         return NotADisk(
             f"The blob ({size} bytes) has no VHD footer and starts with zeros only: it is not a "
-            "VHD. If it is a raw disk image, convert it with `qemu-img convert -f raw -O vpc "
-            "-o subformat=fixed,force_size=on disk.raw disk.vhd`."
+            "VHD, nor a raw disk with a partition table. Upload the disk image itself."
         )
     return NotADisk(
         f"The blob ({size} bytes) has no VHD footer (the last 512 bytes do not start with "
-        "'conectix') and is no disk format we recognise. Upload a fixed VHD; `qemu-img info "
-        "<file>` tells what the file is and `qemu-img convert -O vpc -o "
-        "subformat=fixed,force_size=on` converts it."
+        "'conectix') and is no disk format we recognise; `qemu-img info <file>` tells what it "
+        f"is. {UPLOAD_AS_IS}"
     )

@@ -150,15 +150,27 @@ def test_azure_wording_for_sizes_not_whole_mib(corpus_path: CorpusPath) -> None:
         "unsupported virtual size of 67125248 bytes. The size must be a whole number (in MBs)."
         in info.value.message
     )
-    assert "force_size=on" in info.value.message
+    assert "Upload the file as it is" in info.value.message
+    assert "68157440 bytes (65 MiB)" in info.value.message
 
 
 def test_dynamic_rejection_says_how_to_convert(corpus_path: CorpusPath) -> None:
     with pytest.raises(VhdRejected) as info:
         validate_vhd(FileReader(str(corpus_path("dynamic_vhd"))), max_size_bytes=MAX)
     message = info.value.message
-    assert "qemu-img convert -f vpc -O vpc -o subformat=fixed,force_size=on" in message
-    assert "Convert-VHD" in message and "-VHDType Fixed" in message
+    assert "Upload the file as it is" in message and "vmimage upload" in message
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_no_rejection_advises_a_command_that_fails(case: str, corpus_path: CorpusPath) -> None:
+    """`qemu-img convert ... subformat=fixed,force_size=on` keeps a size that is not a whole
+    MiB (then VirtualSizeNotWholeMiB) and drops a differencing disk's parent: never advised."""
+    if CASES[case].code is None:
+        return
+    with pytest.raises(VhdRejected) as info:
+        validate_vhd(FileReader(str(corpus_path(case))), max_size_bytes=MAX)
+    assert "force_size" not in info.value.message
+    assert "qemu-img convert -f vpc" not in info.value.message
 
 
 def test_size_mismatch_message_has_the_numbers(corpus_path: CorpusPath) -> None:

@@ -26,6 +26,7 @@ from shared.domain.formats.base import (
 )
 from shared.domain.ranged import RangeReader
 from shared.domain.vhd import (
+    DIFFERENCING_VHD_HINT,
     DISK_TYPE_DIFFERENCING,
     DISK_TYPE_DYNAMIC,
     FOOTER_COOKIE,
@@ -82,9 +83,7 @@ class DynamicVhd(DiskImage):
         if footer.disk_type == DISK_TYPE_DIFFERENCING:
             raise BackingFileNotSupported(
                 "This is a differencing VHD: it holds only the changes against a parent disk. "
-                "Merge it with its parent into one disk, with the parent beside it: "
-                "`qemu-img convert -f vpc -O vpc child.vhd merged.vhd` (or `Merge-VHD` in "
-                "Hyper-V PowerShell), then upload merged.vhd."
+                f"{DIFFERENCING_VHD_HINT}"
             )
         if footer.disk_type != DISK_TYPE_DYNAMIC:
             raise CorruptDiskImage(f"The VHD footer has disk type {footer.disk_type}.")

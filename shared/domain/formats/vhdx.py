@@ -124,9 +124,10 @@ class VhdxImage(DiskImage):
         if flags & 2 or PARENT_LOCATOR in items:
             raise BackingFileNotSupported(
                 "This is a differencing VHDX: it holds only the changes against a parent disk. "
-                "Merge it with its parent into one disk, with the parent beside it: "
-                "`qemu-img convert -f vhdx -O vhdx child.vhdx merged.vhdx` (or `Merge-VHD` in "
-                "Hyper-V PowerShell), then upload merged.vhdx."
+                "Merge it with its parent into one disk in Hyper-V PowerShell, with the parent "
+                "beside it: `Convert-VHD -Path child.vhdx -DestinationPath merged.vhdx "
+                "-VHDType Dynamic`, then upload merged.vhdx as it is (qemu-img can't read a "
+                "differencing VHDX)."
             )
         self.logical_sector = struct.unpack_from("<I", sector)[0]
         self.virtual_size = struct.unpack_from("<Q", disk_size)[0]
