@@ -218,7 +218,10 @@ def open_ova(
     members = tar_members(reader)
     ovf = next((m for m in members if m.name.lower().endswith(".ovf")), None)
     if ovf is None:
-        raise InvalidOva("This tar holds no .ovf descriptor, so it is not an OVA.")
+        raise InvalidOva(
+            "This tar holds no .ovf descriptor, so it is not an OVA: extract the disk image "
+            "inside and upload that as it is."
+        )
     if ovf.size > MAX_OVF:
         raise InvalidOva(f"The OVF descriptor is {ovf.size} bytes, more than {MAX_OVF}.")
     by_name = {m.name: m for m in members}
