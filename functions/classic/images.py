@@ -15,15 +15,15 @@ from shared.services.classic.operations import (
     ClassicCall,
 )
 from shared.services.classic.protocol import comp_media
+from shared.services.classic.xmldoc import joined
 from shared.services.context import image_catalog, image_remover
 
 
 @bp.route(route=f"{SUB}/services/images", methods=["GET"], auth_level=CLASSIC)
 @classic_api(since="2012-08-01")
 def classic_list_os_images(req: func.HttpRequest, call: ClassicCall) -> func.HttpResponse:
-    return xml_response(
-        classic.images_xml(classic.list_images_of_kind(image_catalog(), ImageKind.OS))
-    )
+    images = classic.iter_images_of_kind(image_catalog(), ImageKind.OS)
+    return xml_response(joined(classic.images_xml_chunks(images)))
 
 
 @bp.route(route=f"{SUB}/services/images", methods=["POST"], auth_level=CLASSIC)

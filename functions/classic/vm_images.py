@@ -16,6 +16,7 @@ from shared.services.classic.operations import (
     ClassicCall,
 )
 from shared.services.classic.protocol import comp_media
+from shared.services.classic.xmldoc import joined
 from shared.services.context import image_catalog, image_remover
 
 
@@ -23,7 +24,8 @@ from shared.services.context import image_catalog, image_remover
 @classic_api(since="2014-02-01")
 def classic_list_vm_images(req: func.HttpRequest, call: ClassicCall) -> func.HttpResponse:
     wanted = classic.VmImageFilter.from_params(req.params)
-    return xml_response(classic.vm_images_xml(classic.list_vm_images(image_catalog(), wanted)))
+    images = classic.iter_vm_images(image_catalog(), wanted)
+    return xml_response(joined(classic.vm_images_xml_chunks(images)))
 
 
 @bp.route(route=f"{SUB}/services/vmimages", methods=["POST"], auth_level=CLASSIC)

@@ -24,6 +24,7 @@ from shared.domain.errors import CatalogError, InvalidParameter
 from shared.domain.images import DataDisk, Image, ImageKind, ImageNotFound, OSDisk
 from shared.domain.operations import Operation
 from shared.services import classic as cx
+from shared.services.classic.images import _os_image as os_image_element
 
 NS = "{http://schemas.microsoft.com/windowsazure}"
 
@@ -768,3 +769,39 @@ def test_create_vm_image_reads_the_disks_in_lun_order_with_defaults() -> None:
 def test_create_vm_image_requests_that_are_refused(inner: str, error: str) -> None:
     with pytest.raises(InvalidParameter, match=error):
         cx.parse_create_vm_image(vm_update(inner))
+
+
+def test_lists_are_written_an_image_at_a_time_and_read_a_page_at_a_time() -> None:
+    """The list bodies are made piece by piece, equal as XML to the whole document, while
+    the catalog is read one page of 1000 images after another as the body is made."""
+    names = [f"img-{i:04d}" for i in range(2500)]
+    pages_read: list[str | None] = []
+
+    def image(name: str) -> Image:
+        return os_image(ImageName=name, Label="a <&> b")
+
+    class Catalog:
+        def page(self, family: Any, filters: Any, top: int, after: str | None) -> Page:
+            pages_read.append(after)
+            start = 0 if after is None else names.index(after) + 1
+            chunk = names[start : start + top]
+            return Page([image(n) for n in chunk], chunk[-1] if start + top < len(names) else None)
+
+    images = cx.iter_images_of_kind(Catalog(), ImageKind.OS)  # type: ignore[arg-type]
+    chunks = cx.images_xml_chunks(images)
+    head = next(chunks)
+    assert (
+        head == b'<?xml version="1.0" encoding="utf-8"?>\n<Images xmlns="' + cx.NS.encode() + b'">'
+    )
+    first = next(chunks)
+    assert pages_read == [None]  # one image out: one page read, no more
+    body = head + first + b"".join(chunks)
+    assert pages_read == [None, "img-0999", "img-1999"]
+    root = ET.Element(cx.q("Images"))  # the whole document at once, as before
+    root.extend(os_image_element(image(n)) for n in names)
+    whole = cx.document(root)
+    assert ET.tostring(ET.fromstring(body)) == ET.tostring(ET.fromstring(whole))
+    assert [i.name for i in client_reads(body, sm.Images)] == names
+    assert client_reads(cx.images_xml([]), sm.Images).images == []
+    vms = cx.vm_images_xml([vm_image(), vm_image(ImageName="v2")])
+    assert len(client_reads(vms, sm.VMImages)) == 2

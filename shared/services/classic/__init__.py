@@ -17,245 +17,215 @@ serialize. The names below are re-exported for callers that want the whole API.
 from __future__ import annotations
 
 from shared.services.classic.captures import (
-    CAPTURE_AS_VM_IMAGE as CAPTURE_AS_VM_IMAGE,
+    CAPTURE_AS_VM_IMAGE,
+    CAPTURE_ROLE,
+    parse_capture_operation,
 )
-from shared.services.classic.captures import (
-    CAPTURE_ROLE as CAPTURE_ROLE,
-)
-from shared.services.classic.captures import (
-    parse_capture_operation as parse_capture_operation,
-)
-from shared.services.classic.disks import (
-    GIB as GIB,
-)
-from shared.services.classic.disks import (
-    InvalidMediaLink as InvalidMediaLink,
-)
-from shared.services.classic.disks import (
-    MediaLinkNotFound as MediaLinkNotFound,
-)
-from shared.services.classic.disks import (
-    OurDisk as OurDisk,
+from shared.services.classic.certificates import (
+    ADD_ELEMENTS,
+    CLIENT_CERT_HEADER,
+    Presented,
+    add_certificate,
+    authorize,
+    certificate_xml,
+    certificates_xml,
+    delete_certificate,
+    get_certificate,
+    list_certificates,
+    parse_add_certificate,
 )
 from shared.services.classic.disks import (
-    blob_for_media_link as blob_for_media_link,
-)
-from shared.services.classic.disks import (
-    our_disk as our_disk,
-)
-from shared.services.classic.disks import (
-    probed as probed,
-)
-from shared.services.classic.disks import (
-    register_leased as register_leased,
+    GIB,
+    InvalidMediaLink,
+    MediaLinkNotFound,
+    OurDisk,
+    blob_for_media_link,
+    our_disk,
+    probed,
+    register_leased,
 )
 from shared.services.classic.images import (
-    ADD_ELEMENTS as ADD_ELEMENTS,
-)
-from shared.services.classic.images import (
-    UPDATE_ELEMENTS as UPDATE_ELEMENTS,
-)
-from shared.services.classic.images import (
-    NewOSImage as NewOSImage,
-)
-from shared.services.classic.images import (
-    Remover as Remover,
-)
-from shared.services.classic.images import (
-    add_os_image as add_os_image,
-)
-from shared.services.classic.images import (
-    delete_image as delete_image,
-)
-from shared.services.classic.images import (
-    get_image_of_kind as get_image_of_kind,
-)
-from shared.services.classic.images import (
-    images_xml as images_xml,
-)
-from shared.services.classic.images import (
-    list_images_of_kind as list_images_of_kind,
-)
-from shared.services.classic.images import (
-    media_link as media_link,
-)
-from shared.services.classic.images import (
-    new_image_details as new_image_details,
-)
-from shared.services.classic.images import (
-    os_image_details_xml as os_image_details_xml,
-)
-from shared.services.classic.images import (
-    os_image_xml as os_image_xml,
-)
-from shared.services.classic.images import (
-    parse_add_os_image as parse_add_os_image,
-)
-from shared.services.classic.images import (
-    parse_update_os_image as parse_update_os_image,
-)
-from shared.services.classic.images import (
-    update_changes as update_changes,
-)
-from shared.services.classic.images import (
-    update_os_image as update_os_image,
+    UPDATE_ELEMENTS,
+    NewOSImage,
+    Remover,
+    add_os_image,
+    delete_image,
+    get_image_of_kind,
+    images_xml,
+    images_xml_chunks,
+    iter_images_of_kind,
+    list_images_of_kind,
+    media_link,
+    new_image_details,
+    os_image_details_xml,
+    os_image_xml,
+    parse_add_os_image,
+    parse_update_os_image,
+    update_changes,
+    update_os_image,
 )
 from shared.services.classic.operations import (
-    ADD_OS_IMAGE as ADD_OS_IMAGE,
-)
-from shared.services.classic.operations import (
-    CREATE_VM_IMAGE as CREATE_VM_IMAGE,
-)
-from shared.services.classic.operations import (
-    DELETE_OS_IMAGE as DELETE_OS_IMAGE,
-)
-from shared.services.classic.operations import (
-    DELETE_VM_IMAGE as DELETE_VM_IMAGE,
-)
-from shared.services.classic.operations import (
-    UPDATE_OS_IMAGE as UPDATE_OS_IMAGE,
-)
-from shared.services.classic.operations import (
-    UPDATE_VM_IMAGE as UPDATE_VM_IMAGE,
-)
-from shared.services.classic.operations import (
-    ClassicCall as ClassicCall,
-)
-from shared.services.classic.operations import (
-    OperationLog as OperationLog,
-)
-from shared.services.classic.operations import (
-    operation_xml as operation_xml,
-)
-from shared.services.classic.operations import (
-    recorded as recorded,
+    ADD_OS_IMAGE,
+    CREATE_VM_IMAGE,
+    DELETE_OS_IMAGE,
+    DELETE_VM_IMAGE,
+    UPDATE_OS_IMAGE,
+    UPDATE_VM_IMAGE,
+    ClassicCall,
+    OperationLog,
+    operation_xml,
+    recorded,
 )
 from shared.services.classic.protocol import (
-    SUBSCRIPTION_SETTING as SUBSCRIPTION_SETTING,
-)
-from shared.services.classic.protocol import (
-    MissingOrIncorrectVersionHeader as MissingOrIncorrectVersionHeader,
-)
-from shared.services.classic.protocol import (
-    SubscriptionForbidden as SubscriptionForbidden,
-)
-from shared.services.classic.protocol import (
-    check_subscription as check_subscription,
-)
-from shared.services.classic.protocol import (
-    check_version as check_version,
-)
-from shared.services.classic.protocol import (
-    classic_code as classic_code,
-)
-from shared.services.classic.protocol import (
-    comp_media as comp_media,
-)
-from shared.services.classic.protocol import (
-    configured_subscription as configured_subscription,
-)
-from shared.services.classic.protocol import (
-    new_request_id as new_request_id,
+    SUBSCRIPTION_SETTING,
+    MissingOrIncorrectVersionHeader,
+    SubscriptionForbidden,
+    check_subscription,
+    check_version,
+    classic_code,
+    comp_media,
+    configured_subscription,
+    new_request_id,
 )
 from shared.services.classic.vm_images import (
-    CREATE_VM_ELEMENTS as CREATE_VM_ELEMENTS,
-)
-from shared.services.classic.vm_images import (
-    UPDATE_VM_ELEMENTS as UPDATE_VM_ELEMENTS,
-)
-from shared.services.classic.vm_images import (
-    NewDataDisk as NewDataDisk,
-)
-from shared.services.classic.vm_images import (
-    NewVMImage as NewVMImage,
-)
-from shared.services.classic.vm_images import (
-    VmImageFilter as VmImageFilter,
-)
-from shared.services.classic.vm_images import (
-    VmImageUpdate as VmImageUpdate,
-)
-from shared.services.classic.vm_images import (
-    create_vm_image as create_vm_image,
-)
-from shared.services.classic.vm_images import (
-    data_disk_elements as data_disk_elements,
-)
-from shared.services.classic.vm_images import (
-    list_vm_images as list_vm_images,
-)
-from shared.services.classic.vm_images import (
-    parse_create_vm_image as parse_create_vm_image,
-)
-from shared.services.classic.vm_images import (
-    parse_update_vm_image as parse_update_vm_image,
-)
-from shared.services.classic.vm_images import (
-    update_vm_image as update_vm_image,
-)
-from shared.services.classic.vm_images import (
-    vm_image_xml as vm_image_xml,
-)
-from shared.services.classic.vm_images import (
-    vm_images_xml as vm_images_xml,
-)
-from shared.services.classic.vm_images import (
-    vm_update_changes as vm_update_changes,
+    CREATE_VM_ELEMENTS,
+    UPDATE_VM_ELEMENTS,
+    NewDataDisk,
+    NewVMImage,
+    VmImageFilter,
+    VmImageUpdate,
+    create_vm_image,
+    data_disk_elements,
+    iter_vm_images,
+    list_vm_images,
+    parse_create_vm_image,
+    parse_update_vm_image,
+    update_vm_image,
+    vm_image_xml,
+    vm_images_xml,
+    vm_images_xml_chunks,
+    vm_update_changes,
 )
 from shared.services.classic.xmldoc import (
-    ACCEPTED_NAMESPACES as ACCEPTED_NAMESPACES,
+    ACCEPTED_NAMESPACES,
+    MAX_BODY_BYTES,
+    NS,
+    XSI,
+    InvalidXmlBody,
+    add,
+    add_all,
+    children,
+    document,
+    error_xml,
+    iso8601,
+    joined,
+    list_document,
+    parse_bool,
+    parse_date,
+    q,
+    read_element,
+    read_root,
+    split_tag,
+    text_field,
+    xml_text,
 )
-from shared.services.classic.xmldoc import (
-    MAX_BODY_BYTES as MAX_BODY_BYTES,
-)
-from shared.services.classic.xmldoc import (
-    NS as NS,
-)
-from shared.services.classic.xmldoc import (
-    XSI as XSI,
-)
-from shared.services.classic.xmldoc import (
-    InvalidXmlBody as InvalidXmlBody,
-)
-from shared.services.classic.xmldoc import (
-    add as add,
-)
-from shared.services.classic.xmldoc import (
-    add_all as add_all,
-)
-from shared.services.classic.xmldoc import (
-    children as children,
-)
-from shared.services.classic.xmldoc import (
-    document as document,
-)
-from shared.services.classic.xmldoc import (
-    error_xml as error_xml,
-)
-from shared.services.classic.xmldoc import (
-    iso8601 as iso8601,
-)
-from shared.services.classic.xmldoc import (
-    parse_bool as parse_bool,
-)
-from shared.services.classic.xmldoc import (
-    parse_date as parse_date,
-)
-from shared.services.classic.xmldoc import (
-    q as q,
-)
-from shared.services.classic.xmldoc import (
-    read_element as read_element,
-)
-from shared.services.classic.xmldoc import (
-    read_root as read_root,
-)
-from shared.services.classic.xmldoc import (
-    split_tag as split_tag,
-)
-from shared.services.classic.xmldoc import (
-    text_field as text_field,
-)
-from shared.services.classic.xmldoc import (
-    xml_text as xml_text,
-)
+
+__all__ = [
+    "ACCEPTED_NAMESPACES",
+    "ADD_ELEMENTS",
+    "ADD_OS_IMAGE",
+    "CAPTURE_AS_VM_IMAGE",
+    "CAPTURE_ROLE",
+    "CLIENT_CERT_HEADER",
+    "CREATE_VM_ELEMENTS",
+    "CREATE_VM_IMAGE",
+    "DELETE_OS_IMAGE",
+    "DELETE_VM_IMAGE",
+    "GIB",
+    "MAX_BODY_BYTES",
+    "NS",
+    "SUBSCRIPTION_SETTING",
+    "UPDATE_ELEMENTS",
+    "UPDATE_OS_IMAGE",
+    "UPDATE_VM_ELEMENTS",
+    "UPDATE_VM_IMAGE",
+    "XSI",
+    "ClassicCall",
+    "InvalidMediaLink",
+    "InvalidXmlBody",
+    "MediaLinkNotFound",
+    "MissingOrIncorrectVersionHeader",
+    "NewDataDisk",
+    "NewOSImage",
+    "NewVMImage",
+    "OperationLog",
+    "OurDisk",
+    "Presented",
+    "Remover",
+    "SubscriptionForbidden",
+    "VmImageFilter",
+    "VmImageUpdate",
+    "add",
+    "add_all",
+    "add_certificate",
+    "add_os_image",
+    "authorize",
+    "blob_for_media_link",
+    "certificate_xml",
+    "certificates_xml",
+    "check_subscription",
+    "check_version",
+    "children",
+    "classic_code",
+    "comp_media",
+    "configured_subscription",
+    "create_vm_image",
+    "data_disk_elements",
+    "delete_certificate",
+    "delete_image",
+    "document",
+    "error_xml",
+    "get_certificate",
+    "get_image_of_kind",
+    "images_xml",
+    "images_xml_chunks",
+    "iso8601",
+    "iter_images_of_kind",
+    "iter_vm_images",
+    "joined",
+    "list_certificates",
+    "list_document",
+    "list_images_of_kind",
+    "list_vm_images",
+    "media_link",
+    "new_image_details",
+    "new_request_id",
+    "operation_xml",
+    "os_image_details_xml",
+    "os_image_xml",
+    "our_disk",
+    "parse_add_certificate",
+    "parse_add_os_image",
+    "parse_bool",
+    "parse_capture_operation",
+    "parse_create_vm_image",
+    "parse_date",
+    "parse_update_os_image",
+    "parse_update_vm_image",
+    "probed",
+    "q",
+    "read_element",
+    "read_root",
+    "recorded",
+    "register_leased",
+    "split_tag",
+    "text_field",
+    "update_changes",
+    "update_os_image",
+    "update_vm_image",
+    "vm_image_xml",
+    "vm_images_xml",
+    "vm_images_xml_chunks",
+    "vm_update_changes",
+    "xml_text",
+]

@@ -10,7 +10,7 @@ are shared with VM images.
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -40,6 +40,8 @@ from shared.services.classic.disks import our_disk, probed, register_leased
 from shared.services.classic.xmldoc import (
     add_all,
     document,
+    joined,
+    list_document,
     parse_bool,
     parse_date,
     q,
@@ -103,10 +105,13 @@ def os_image_details_xml(image: Image) -> bytes:
     return document(el)
 
 
+def images_xml_chunks(images: Iterable[Image]) -> Iterator[bytes]:
+    """List OS Images' body, an image at a time (see `list_document`)."""
+    return list_document("Images", map(_os_image, images))
+
+
 def images_xml(images: Iterable[Image]) -> bytes:
-    root = ET.Element(q("Images"))
-    root.extend(_os_image(i) for i in images)
-    return document(root)
+    return joined(images_xml_chunks(images))
 
 
 ADD_ELEMENTS = (
@@ -237,16 +242,20 @@ def update_changes(
     return {k: v for k, v in changes.items() if getattr(image, k) != v}
 
 
-def list_images_of_kind(catalog: ImageCatalog, kind: ImageKind) -> list[Image]:
-    """Every image of one kind (the classic lists have no paging), by name."""
-    images: list[Image] = []
+def iter_images_of_kind(catalog: ImageCatalog, kind: ImageKind) -> Iterator[Image]:
+    """Every image of one kind (the classic lists have no paging), by name, read a page of
+    1000 at a time as it is consumed: only one page is held at once."""
     after: str | None = None
     while True:
         page = catalog.page(None, {"ImageType": kind.value}, catalog_service.MAX_TOP, after)
-        images.extend(page.items)
+        yield from page.items
         if page.last_row is None:
-            return images
+            return
         after = page.last_row
+
+
+def list_images_of_kind(catalog: ImageCatalog, kind: ImageKind) -> list[Image]:
+    return list(iter_images_of_kind(catalog, kind))
 
 
 def get_image_of_kind(catalog: ImageCatalog, name: str, kind: ImageKind) -> Image:

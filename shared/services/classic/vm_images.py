@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -40,7 +40,7 @@ from shared.services import catalog as catalog_service
 from shared.services.classic.disks import our_disk, probed, register_leased
 from shared.services.classic.images import (
     get_image_of_kind,
-    list_images_of_kind,
+    iter_images_of_kind,
     new_image_details,
     update_changes,
 )
@@ -49,6 +49,8 @@ from shared.services.classic.xmldoc import (
     add_all,
     children,
     document,
+    joined,
+    list_document,
     q,
     read_root,
     split_tag,
@@ -125,10 +127,13 @@ def vm_image_xml(image: Image) -> bytes:
     return document(_vm_image(image))
 
 
+def vm_images_xml_chunks(images: Iterable[Image]) -> Iterator[bytes]:
+    """List VM Images' body, an image at a time (see `list_document`)."""
+    return list_document("VMImages", map(_vm_image, images))
+
+
 def vm_images_xml(images: Iterable[Image]) -> bytes:
-    root = ET.Element(q("VMImages"))
-    root.extend(_vm_image(i) for i in images)
-    return document(root)
+    return joined(vm_images_xml_chunks(images))
 
 
 UPDATE_VM_ELEMENTS = (
@@ -263,8 +268,12 @@ class VmImageFilter:
         return self.category is None or str(image.Category).lower() == self.category.lower()
 
 
+def iter_vm_images(catalog: ImageCatalog, wanted: VmImageFilter) -> Iterator[Image]:
+    return (i for i in iter_images_of_kind(catalog, ImageKind.VM) if wanted.matches(i))
+
+
 def list_vm_images(catalog: ImageCatalog, wanted: VmImageFilter) -> list[Image]:
-    return [i for i in list_images_of_kind(catalog, ImageKind.VM) if wanted.matches(i)]
+    return list(iter_vm_images(catalog, wanted))
 
 
 CREATE_VM_ELEMENTS = ("Name", *UPDATE_VM_ELEMENTS)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import codecs
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -66,6 +66,29 @@ def add_all(parent: ET.Element, pairs: Iterable[tuple[str, Any]]) -> None:
 def document(root: ET.Element) -> bytes:
     body = ET.tostring(root, encoding="utf-8", default_namespace=NS)
     return b'<?xml version="1.0" encoding="utf-8"?>\n' + body
+
+
+def list_document(root: str, elements: Iterable[ET.Element]) -> Iterator[bytes]:
+    """A list document a piece at a time: the declaration and the root's start tag, each
+    element as soon as it is made (so the elements are never all in memory at once),
+    then the end tag. Equal, as XML, to `document` of a root holding them all."""
+    yield f'<?xml version="1.0" encoding="utf-8"?>\n<{root} xmlns="{NS}">'.encode()
+    declared = f' xmlns="{NS}"'  # on each fragment's start tag; the root has it already
+    for el in elements:
+        yield (
+            ET.tostring(el, encoding="unicode", default_namespace=NS)
+            .replace(declared, "", 1)
+            .encode("utf-8")
+        )
+    yield f"</{root}>".encode()
+
+
+def joined(chunks: Iterable[bytes]) -> bytes:
+    """The pieces of a body as one (the runtime's HttpResponse takes a whole body)."""
+    body = bytearray()
+    for chunk in chunks:
+        body += chunk
+    return bytes(body)
 
 
 def error_xml(code: str, message: str) -> bytes:
