@@ -344,22 +344,114 @@ def vmdk_split_extent(directory: Path) -> Path:
     return directory / "split-s001.vmdk"
 
 
-def vhdx_log(directory: Path) -> Path:
-    """A VHDX whose current header names a log (not closed cleanly); CRC-32C fixed up."""
-    out = _from_source("log.vhdx", "vhdx")(directory)
-    with open(out, "r+b") as f:
+def _set_log(path: Path, guid: bytes, log_offset: int | None = None) -> None:
+    """Name a log in the VHDX's current header (and move the log), CRC-32C fixed up."""
+    with open(path, "r+b") as f:
         best = max(
             (64 * 1024, 128 * 1024),
             key=lambda at: (f.seek(at + 8), struct.unpack("<Q", f.read(8))[0])[1],
         )
         f.seek(best)
         header = bytearray(f.read(4096))
-        header[48:64] = bytes(range(1, 17))  # LogGuid
-        header[4:8] = b"\0\0\0\0"
+        header[48:64] = guid
+        if log_offset is not None:
+            header[72:80] = struct.pack("<Q", log_offset)
+        header[4:8] = bytes(4)
         header[4:8] = struct.pack("<I", crc32c(bytes(header)))
         f.seek(best)
         f.write(header)
+
+
+def vhdx_log_without_entries(directory: Path) -> Path:
+    """A VHDX whose header names a log that holds no valid entry: nothing to replay."""
+    out = _from_source("log.vhdx", "vhdx")(directory)
+    _set_log(out, bytes(range(1, 17)))
     return out
+
+
+def vhdx_log_misplaced(directory: Path) -> Path:
+    """A log to replay at an offset that is not a whole MiB: refused, not guessed at."""
+    out = _from_source("badlog.vhdx", "vhdx")(directory)
+    _set_log(out, bytes(range(1, 17)), log_offset=MIB + 4096)
+    return out
+
+
+def _log_entry(
+    guid: bytes, sequence: int, tail: int, size: int, writes: list[tuple[int, bytes]],
+    zeros: list[tuple[int, int]],
+) -> bytes:  # fmt: skip
+    """One VHDX log entry (MS-VHDX 2.3.1): header, descriptors, data sectors, CRC-32C."""
+    descriptors = [struct.pack("<4sIQQQ", b"zero", 0, n, at, sequence) for at, n in zeros]
+    sectors = []
+    for at, data in writes:
+        assert len(data) == 4096
+        lead, trail = struct.unpack_from("<Q", data)[0], struct.unpack_from("<I", data, 4092)[0]
+        descriptors.append(struct.pack("<4sIQQQ", b"desc", trail, lead, at, sequence))
+        sectors.append(
+            b"data" + struct.pack("<I", sequence >> 32) + data[8:4092]
+            + struct.pack("<I", sequence & 0xFFFF_FFFF)
+        )  # fmt: skip
+    head_len = -(-(64 + 32 * len(descriptors)) // 4096) * 4096
+    length = head_len + 4096 * len(sectors)
+    header = struct.pack(
+        "<4sIIIQII16sQQ", b"loge", 0, length, tail, sequence, len(descriptors), 0, guid, size, size
+    )
+    entry = bytearray((header + b"".join(descriptors)).ljust(head_len, b"\0") + b"".join(sectors))
+    entry[4:8] = struct.pack("<I", crc32c(bytes(entry)))
+    return bytes(entry)
+
+
+def vhdx_dirty_log(directory: Path) -> Path:
+    """A VHDX not closed cleanly: its header names a log whose active entry maps a new
+    block (written in place, its BAT entry only in the log) and zeroes 8 KiB of block 0,
+    beside a stale entry (a lower sequence, not in the active run) that must not apply."""
+    out = _from_source("dirty.vhdx", "vhdx", "-o", "block_size=1M")(directory)
+    bat_offset, _ = _vhdx_region(out, "2DC27766-F623-4200-9D64-115E9BFD4A08")
+    guid = bytes(range(101, 117))
+    with open(out, "r+b") as f:
+        headers = []
+        for at in (64 * 1024, 128 * 1024):
+            f.seek(at)
+            headers.append((struct.unpack_from("<Q", f.read(16), 8)[0], at))
+        current = max(headers)[1]
+        f.seek(current)
+        header = bytearray(f.read(4096))
+        log_offset = struct.unpack_from("<Q", header, 72)[0]
+        f.seek(bat_offset)
+        bat = bytearray(f.read(4096))
+        block0 = struct.unpack_from("<Q", bat, 0)[0]
+        assert block0 & 7 == 6 and struct.unpack_from("<Q", bat, 8 * 8)[0] & 7 in (0, 2)
+        size = os.fstat(f.fileno()).st_size
+        new_block = -(-size // MIB) * MIB
+        f.seek(new_block)
+        f.write(b"replayed block " * (MIB // 15) + bytes(MIB % 15))
+        size = new_block + MIB
+        active = bytearray(bat)
+        active[64:72] = struct.pack("<Q", new_block | 6)  # block 8 mapped by the log only
+        block2 = struct.unpack_from("<Q", bat, 16)[0]
+        assert block2 & 7 == 6
+        zero_at = (block0 >> 20 << 20) + 64 * 1024
+        f.seek(log_offset)
+        f.write(_log_entry(guid, 7, 0, size, [(bat_offset, bytes(active))], [(zero_at, 8192)]))
+        f.seek(log_offset + 64 * 1024)
+        # Stale: it would zero block 2's first 64 KiB, were it replayed.
+        f.write(_log_entry(guid, 3, 64 * 1024, size, [], [(block2 >> 20 << 20, 65536)]))
+        header[48:64] = guid
+        header[4:8] = bytes(4)
+        header[4:8] = struct.pack("<I", crc32c(bytes(header)))
+        f.seek(current)
+        f.write(header)
+    return out
+
+
+def replayed_oracle(image: Path) -> bytes:
+    """What qemu reads once it has replayed the log (`qemu-img check -r all` replays it)."""
+    copy = image.with_name(image.name + ".replayed")
+    copy.write_bytes(image.read_bytes())
+    _qemu("check", "-q", "-r", "all", str(copy))
+    data = oracle_raw(copy)
+    copy.unlink()
+    return data
 
 
 def vhdx_differencing(directory: Path) -> Path:
@@ -397,6 +489,7 @@ class Accepted:
     build: Callable[[Path], Path]
     format: str
     qemu_format: str | None = None  # `-f` for the oracle when qemu can't probe it
+    replay: bool = False  # the oracle is read after qemu replays the VHDX log
 
 
 @dataclass(frozen=True)
@@ -415,6 +508,8 @@ ACCEPTED: dict[str, Accepted] = {
     "vhdx_dynamic": Accepted(_from_source("dyn.vhdx", "vhdx"), "vhdx"),
     "vhdx_fixed": Accepted(_from_source("fixed.vhdx", "vhdx", "-o", "subformat=fixed"), "vhdx"),
     "vhdx_zero_blocks": Accepted(vhdx_zero_blocks, "vhdx"),
+    "vhdx_dirty_log": Accepted(vhdx_dirty_log, "vhdx", replay=True),
+    "vhdx_log_without_entries": Accepted(vhdx_log_without_entries, "vhdx", replay=True),
     "qcow2_v2": Accepted(_from_source("v2.qcow2", "qcow2", "-o", "compat=0.10"), "qcow2"),
     "qcow2_v3": Accepted(_from_source("v3.qcow2", "qcow2"), "qcow2"),
     "qcow2_compressed": Accepted(_from_source("c.qcow2", "qcow2", "-c"), "qcow2"),
@@ -454,7 +549,7 @@ REJECTED: dict[str, Rejected] = {
     "qcow2_v1": Rejected(qcow2_v1, "UnsupportedDiskFeature"),
     "vmdk_descriptor": Rejected(vmdk_descriptor, "VmdkExtentsNotSupported"),
     "vmdk_split_extent": Rejected(vmdk_split_extent, "VmdkExtentsNotSupported"),
-    "vhdx_log": Rejected(vhdx_log, "VhdxLogReplayRequired"),
+    "vhdx_log_misplaced": Rejected(vhdx_log_misplaced, "VhdxLogReplayRequired"),
     "vdi": Rejected(vdi, "UnsupportedFormatVdi"),
     "text_file": Rejected(text_file, "NotADisk"),
 }
@@ -484,7 +579,12 @@ class FormatsCorpus:
     def oracle(self, name: str) -> bytes:
         """qemu's raw reading of an accepted case."""
         if name not in self._oracles:
-            self._oracles[name] = oracle_raw(self[name], ACCEPTED[name].qemu_format)
+            case = ACCEPTED[name]
+            self._oracles[name] = (
+                replayed_oracle(self[name])
+                if case.replay
+                else oracle_raw(self[name], case.qemu_format)
+            )
         return self._oracles[name]
 
 

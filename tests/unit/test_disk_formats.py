@@ -359,6 +359,7 @@ MUTATION_CASES = [
     "qcow2_extended_l2",
     "vhd_dynamic",
     "vhdx_zero_blocks",
+    "vhdx_dirty_log",
     "vmdk_sparse",
     "vmdk_stream",
     "vmdk_stream_footer",

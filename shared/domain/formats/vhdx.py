@@ -25,11 +25,11 @@ from shared.domain.formats.base import (
     Extent,
     Piece,
     UnsupportedDiskFeature,
-    VhdxLogReplayRequired,
     check_virtual_size,
     merge_pieces,
     round_up,
 )
+from shared.domain.formats.vhdx_log import replay_log
 from shared.domain.ranged import RangeReader
 
 SIGNATURE = b"vhdxfile"
@@ -103,6 +103,7 @@ class VhdxImage(DiskImage):
 
     def __init__(self, reader: RangeReader, *, max_virtual_size: int | None = None) -> None:
         super().__init__(reader)
+        self.log_replayed = False
         if self._meta(0, 8, "file type identifier") != SIGNATURE:
             raise CorruptDiskImage("The VHDX file type identifier is not 'vhdxfile'.")
         self._header()
@@ -173,15 +174,12 @@ class VhdxImage(DiskImage):
         _, _, _, _, _, log_guid, _, version, log_length, log_offset = _HEADER.unpack_from(best[1])
         if version != 1:
             raise UnsupportedDiskFeature(f"The VHDX header version is {version}; only 1 is read.")
-        if log_guid != bytes(16):
-            raise VhdxLogReplayRequired(
-                "This VHDX was not closed cleanly: its log holds changes not yet written into "
-                "the disk (a non-zero log GUID), so its tables can't be trusted as they are. "
-                "Replay the log by opening it once read-write: attach it in Hyper-V "
-                "(`Mount-VHD disk.vhdx; Dismount-VHD disk.vhdx`) or run `qemu-img check -r all "
-                "disk.vhdx`, then upload it again."
-            )
         self._log = (log_offset, log_offset + log_length)
+        if log_guid != bytes(16):
+            # Not closed cleanly: read everything from here on as the replayed log leaves it.
+            self.reader = replay_log(self.reader, log_guid, log_offset, log_length)
+            self.metadata_bytes += log_length
+            self.log_replayed = True
 
     def _regions(self) -> dict[uuid.UUID, tuple[int, int]]:
         for offset in REGION_OFFSETS:
