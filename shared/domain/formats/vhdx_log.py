@@ -20,6 +20,7 @@ from shared.domain.ranged import RangeReader
 
 LOG_SECTOR = 4096
 MAX_LOG = 32 * MIB  # the log is read whole; Hyper-V and qemu make 1 MiB logs
+MAX_GROWTH = 256 * MIB
 _ENTRY = struct.Struct("<4sIIIQII16sQQ")  # 64 bytes
 _DESCRIPTOR = struct.Struct("<4sIQQQ")  # 32 bytes
 
@@ -178,5 +179,9 @@ def replay_log(reader: RangeReader, guid: bytes, log_offset: int, log_length: in
                 del writes[key]  # a later zeroing wins over an earlier write
         for at, data in entry.writes:
             writes[at] = data
-    size = max(reader.size, head.last, *(k + LOG_SECTOR for k in writes))
+    # The file grows to the head's LastFileOffset (zeros past the source's end), within
+    # reason: a bigger claim would only let tables point into nothing.
+    size = min(
+        max(reader.size, head.last, *(k + LOG_SECTOR for k in writes)), reader.size + MAX_GROWTH
+    )
     return ReplayedReader(reader, writes, zeros, size)
