@@ -38,8 +38,7 @@ from shared.domain.vms import NAME as VM_NAME
 from shared.domain.vms import VirtualMachine, VmBody
 from shared.services.catalog import MAX_TOP
 from shared.services.recent_lists import DEFAULT_TOP as RECENT_TOP
-from shared.services.upload_tickets import BLOB_NAME as UPLOAD_BLOB_NAME
-from shared.services.upload_tickets import UploadTicket, UploadTicketRequest
+from shared.services.upload_tickets import VHD_BLOB_NAME, UploadTicket, UploadTicketRequest
 
 TITLE = "VM image catalog"
 VERSION = "1.0.0"
@@ -152,7 +151,7 @@ NAME_PATTERNS: dict[tuple[str, str], tuple[str, int]] = {
     ("CaptureRequest", "OperationId"): (OPERATION_ID.pattern, 64),
     ("VmOSDisk", "MediaLink"): (BLOB_URL, 2048),
     ("VmDataDisk", "MediaLink"): (BLOB_URL, 2048),
-    ("UploadTicketRequest", "BlobName"): (UPLOAD_BLOB_NAME.pattern + r"\.[Vv][Hh][Dd]", 255),
+    ("UploadTicketRequest", "BlobName"): (VHD_BLOB_NAME, 255),
     ("UploadTicketRequest", "ImageName"): (IMAGE_NAME.pattern, 256),
 }
 
@@ -564,8 +563,8 @@ OPERATIONS: list[Operation] = [
                 "blobName",
                 "query",
                 {"type": "string", "minLength": 1, "maxLength": 1024},
-                "Only this upload (a list of none or one): what a page waiting for its "
-                "upload to be seen polls.",
+                "Only this upload (a list of none or one; `top` and `continuationToken` "
+                "don't apply): what a page waiting for its upload to be seen polls.",
             ),
         ),
         tag="uploads",

@@ -43,10 +43,11 @@ def list_uploads(
     outcomes: UploadOutcomes, top: int, token: str | None, blob_name: str | None = None
 ) -> dict[str, Any]:
     """Newest first; or, with `blob_name`, that one upload if it has been seen (a list of
-    none or one, so that a page waiting for a new upload reads 200s, never 404s)."""
+    none or one, so that a page waiting for a new upload reads 200s, never 404s; paging
+    parameters don't apply then)."""
     if blob_name is not None:
-        if not 1 <= len(blob_name) <= 1024 or token is not None:
-            raise InvalidParameter("blobName is 1-1024 characters, without continuationToken")
+        if not 1 <= len(blob_name) <= 1024:
+            raise InvalidParameter("blobName must be 1-1024 characters")
         outcome = outcomes.get(blob_name)
         return _page("uploads", "Uploads", [outcome] if outcome else [], None)
     items, nxt = outcomes.recent(top, _after("uploads", token))

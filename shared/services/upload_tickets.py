@@ -28,7 +28,9 @@ PERMISSIONS = "cw"
 PAGE_BYTES = 4 * 1024 * 1024
 # One blob at the top of the drop zone: no folders (those are VM image disks, which
 # a manifest registers), nothing a URL would have to escape.
-BLOB_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,250}")
+BLOB_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}")
+# The same for a .vhd, as the OpenAPI document states it.
+VHD_BLOB_NAME = r"[A-Za-z0-9][A-Za-z0-9._-]{0,250}\.[Vv][Hh][Dd]"
 
 
 class UploadExists(Conflict):
@@ -74,7 +76,8 @@ def issue_ticket(
         raise InvalidParameter('send a JSON object: {"BlobName": "my-disk.vhd"}')
     request = UploadTicketRequest.model_validate(doc)
     blob = check_blob_name(request.BlobName)
-    image = validate_image_name(request.ImageName or image_name_from_blob(blob))
+    chosen = request.ImageName if request.ImageName is not None else image_name_from_blob(blob)
+    image = validate_image_name(chosen)
     # Fail before a byte is sent: the blob name is free, and so is the image name.
     if uploads.get_blob_client(blob).exists():
         raise UploadExists(
