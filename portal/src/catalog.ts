@@ -2,7 +2,7 @@
 
 import type { Disk, Family, Image, ImagePage, Probe } from "./api";
 import { api, enc, q } from "./api";
-import { bytes, fields, h, link, replace, table, when } from "./dom";
+import { bytes, field, fields, h, link, replace, table, when } from "./dom";
 import type { Ctx } from "./ui";
 import { errorBox, heading, notice, pager } from "./ui";
 
@@ -16,7 +16,7 @@ export async function familiesPage(ctx: Ctx): Promise<void> {
     ctx,
     "Image families",
     h("p", { class: "lead" }, "Each family with its number of images and its newest image. Pick a family to see its images, newest first."),
-    h("div", { class: "filters" }, h("label", { for: "family-filter" }, "Filter families"), filter),
+    h("div", { class: "filters" }, field("family-filter", "Filter families", filter)),
     body,
   );
   let families: Family[];
@@ -61,19 +61,18 @@ export async function imagesPage(ctx: Ctx): Promise<void> {
   const names = h("datalist", { id: "family-names" });
   const selects = CHOICES.map(([key, label, values]) => {
     const s = h("select", { id: `f-${key}`, name: key }, h("option", { value: "" }, "Any"), values.map((v) => h("option", { value: v, selected: p.get(key) === v }, v)));
-    return [h("label", { for: `f-${key}` }, label), s] as const;
+    return field(`f-${key}`, label, s);
   });
   const goto = h("input", { id: "f-name", name: "name", autocomplete: "off" });
   const form = h(
     "form",
     { class: "filters", role: "search", "aria-label": "Filter images" },
-    h("label", { for: "f-family" }, "Family"),
-    family,
+    field("f-family", "Family", family),
     names,
-    selects.flat(),
+    selects,
     h("button", { type: "submit" }, "Show"),
   );
-  const byName = h("form", { class: "filters", "aria-label": "Open an image by name" }, h("label", { for: "f-name" }, "Image name"), goto, h("button", { type: "submit", class: "secondary" }, "Open"));
+  const byName = h("form", { class: "filters", "aria-label": "Open an image by name" }, field("f-name", "Image name", goto), h("button", { type: "submit", class: "secondary" }, "Open"));
   const list = h("div", null);
   const filters = { family: p.get("family") ?? "", os: p.get("os") ?? "", category: p.get("category") ?? "", type: p.get("type") ?? "" };
   const title = filters.family ? `Images of ${filters.family}` : "All images";

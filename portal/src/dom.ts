@@ -44,7 +44,8 @@ export function table(caption: string, head: string[], rows: Child[][]): HTMLEle
       null,
       h("caption", null, caption),
       h("thead", null, h("tr", null, head.map((c) => h("th", { scope: "col" }, c)))),
-      h("tbody", null, rows.map((r) => h("tr", null, r.map((c) => h("td", null, c))))),
+      // data-label: on a phone each row becomes a card that names its cells (style.css).
+      h("tbody", null, rows.map((r) => h("tr", null, r.map((c, i) => h("td", { "data-label": head[i] }, c))))),
     ),
   );
 }
@@ -80,3 +81,7 @@ export function bytes(n: number | undefined | null): string {
 export function status(s: string | undefined): HTMLElement {
   return h("span", { class: `status s-${(s ?? "").toLowerCase()}` }, s ?? "");
 }
+
+/** A label above its control (filter bars). */
+export const field = (id: string, label: string, control: HTMLElement): HTMLElement =>
+  h("div", { class: "field" }, h("label", { for: id }, label), control);

@@ -112,8 +112,12 @@ export async function uploadsPage(ctx: Ctx): Promise<void> {
         const secs = (performance.now() - started) / 1000;
         barText.textContent = `${Math.round((100 * p.covered) / p.total)} % of ${bytes(p.total)} covered, ${bytes(p.sent)} sent (${bytes(p.sent / Math.max(secs, 0.001))}/s)`;
       });
-      barText.textContent = `Uploaded ${bytes(f.size)}. The catalog is examining it…`;
+      const sent = barText.textContent;
+      barText.textContent = `${sent}. The catalog is examining it…`;
+      pending = true; // the list below follows it too
       await watchUpload(ctx, ticket.BlobName, result, ticket.IssuedOn);
+      barText.textContent = `${sent}.`;
+      await pages.first();
     } catch (e) {
       out.show(e);
     } finally {

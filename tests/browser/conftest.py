@@ -133,7 +133,16 @@ def enter_key(page: Page, key: str) -> None:
     dialog.get_by_role("button", name="Save").click()
 
 
-def screenshot(page: Page, name: str) -> None:
+def screenshot(page: Page, name: str, focus: str | None = None) -> None:
+    """With PORTAL_SCREENSHOTS set, a picture of what the page shows (scrolled to `focus`)."""
     if SCREENSHOTS:
         Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
+        size = page.viewport_size
+        if size and size["width"] > 1024:
+            page.set_viewport_size({"width": 1024, "height": 680})  # small pictures
+        if focus:
+            page.locator(focus).first.evaluate("e => e.scrollIntoView({block: 'start'})")
+        page.wait_for_load_state("networkidle")
         page.screenshot(path=str(Path(SCREENSHOTS) / f"portal-{name}.png"))
+        if size:
+            page.set_viewport_size(size)

@@ -118,7 +118,7 @@ def test_upload_a_vhd_through_the_page_and_see_it_registered(
     expect(outcome).to_contain_text("Linux")
     expect(outcome).to_contain_text("Ubuntu 22.04")
     expect(outcome).to_contain_text("ext4")
-    screenshot(page, "upload")
+    screenshot(page, "upload", focus="#u-progress")
     # Straight to storage through the SAS: created, only non-zero pages written, then done.
     puts = [u for m, u in watch.requests if m == "PUT" and blob in u]
     pages = [u for u in puts if "comp=page" in u]
@@ -142,7 +142,7 @@ def test_upload_a_vhd_through_the_page_and_see_it_registered(
     expect(page.get_by_role("region", name="Partitions")).to_contain_text("ext4")
     expect(page.locator(".probe")).to_contain_text("Ubuntu 22.04")
     expect(page.get_by_role("link", name=blob)).to_be_visible()
-    screenshot(page, "image")
+    screenshot(page, "image", focus="h2:text-is('Disks')")
     # The uploads page lists it with its live status.
     page.get_by_role("navigation").get_by_role("link", name="Uploads").click()
     row = page.locator("tbody tr", has_text=blob)
