@@ -6,6 +6,7 @@ from functions.captures import bp as captures
 from functions.catalog import bp as catalog
 from functions.classic import bp as classic
 from functions.doctor import bp as doctor
+from functions.hashes import bp as hashes
 from functions.health import bp as health
 from functions.openapi import bp as openapi
 from functions.portal import bp as portal
@@ -18,6 +19,7 @@ app.register_functions(catalog)
 app.register_functions(uploads)
 app.register_functions(classic)
 app.register_functions(captures)
+app.register_functions(hashes)
 app.register_functions(vms)
 app.register_functions(openapi)
 app.register_functions(doctor)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import azure.functions as func
 
 from functions._http import error_response, json_body, json_errors, json_response
 from shared.services import catalog as service
-from shared.services.context import image_catalog, image_remover
+from shared.services.content_hashes import by_content as by_hash
+from shared.services.content_hashes import progress
+from shared.services.context import hash_store, image_catalog, image_remover
 
 bp = func.Blueprint()
 
@@ -15,13 +19,21 @@ bp = func.Blueprint()
 @json_errors
 def list_images(req: func.HttpRequest) -> func.HttpResponse:
     query = service.parse_list_query(dict(req.params))
-    return json_response(service.list_images(image_catalog(), query))
+    catalog = image_catalog()
+
+    def by_content(sha: str, top: int, after: str | None, where: Any) -> Any:
+        return by_hash(catalog, hash_store(), sha, top, after, where)
+
+    return json_response(service.list_images(catalog, query, by_content))
 
 
 @bp.route(route="api/images/{name}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 @json_errors
 def get_image(req: func.HttpRequest) -> func.HttpResponse:
-    return json_response(service.get_image(image_catalog(), req.route_params["name"]))
+    doc = service.image_with_progress(
+        image_catalog(), req.route_params["name"], lambda image: progress(hash_store(), image)
+    )
+    return json_response(doc)
 
 
 @bp.route(route="api/images/{name}", methods=["PATCH"], auth_level=func.AuthLevel.FUNCTION)
@@ -29,7 +41,7 @@ def get_image(req: func.HttpRequest) -> func.HttpResponse:
 def update_image(req: func.HttpRequest) -> func.HttpResponse:
     changes = json_body(req)
     image = service.update_image(image_catalog(), req.route_params["name"], changes)
-    return json_response(image)
+    return json_response(service.image_doc(image))
 
 
 @bp.route(route="api/images/{name}", methods=["DELETE"], auth_level=func.AuthLevel.FUNCTION)
@@ -39,7 +51,7 @@ def delete_image(req: func.HttpRequest) -> func.HttpResponse:
     if flag not in ("true", "false"):
         return error_response("InvalidParameter", "deleteVhd must be true or false", 400)
     removed = image_remover().remove(req.route_params["name"], delete_vhd=flag == "true")
-    return json_response(removed)
+    return json_response(service.image_doc(removed))
 
 
 @bp.route(route="api/families", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
@@ -54,7 +66,11 @@ def list_families(req: func.HttpRequest) -> func.HttpResponse:
 )
 @json_errors
 def latest_in_family(req: func.HttpRequest) -> func.HttpResponse:
+    params = {k.lower(): v for k, v in req.params.items()}
     image = service.latest_in_family(
-        image_catalog(), req.route_params["family"], req.params.get("os")
+        image_catalog(),
+        req.route_params["family"],
+        params.get("os"),
+        include_excluded=service.parse_flag("includeExcluded", params.get("includeexcluded")),
     )
-    return json_response(image)
+    return json_response(service.image_doc(image))

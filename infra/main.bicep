@@ -54,8 +54,10 @@ var catalog = {
   UPLOADS_CONTAINER: 'uploads'
   IMAGES_CONTAINER: 'images'
   VHDS_CONTAINER: 'vhds'
+  HASHES_CONTAINER: 'image-hashes'
   CAPTURE_QUEUE: 'image-captures'
   UPLOAD_CHECKS_QUEUE: 'upload-checks'
+  HASH_QUEUE: 'image-hashes'
   IMAGES_TABLE: 'images'
   UPLOADS_TABLE: 'uploads'
   OPERATIONS_TABLE: 'operations'
@@ -66,12 +68,14 @@ var containerNames = [
   catalog.UPLOADS_CONTAINER
   catalog.IMAGES_CONTAINER
   catalog.VHDS_CONTAINER
+  catalog.HASHES_CONTAINER
   deploymentContainerName
 ]
 var queueNames = [
   catalog.CAPTURE_QUEUE
   '${catalog.CAPTURE_QUEUE}-poison'
   catalog.UPLOAD_CHECKS_QUEUE
+  catalog.HASH_QUEUE
 ]
 var tableNames = [
   catalog.IMAGES_TABLE

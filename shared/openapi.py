@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 from pydantic.json_schema import models_json_schema
 
 from shared.domain.captures import CaptureRequest
+from shared.domain.content_hash import HashJobStatus
 from shared.domain.disks import MEDIA_LINK
 from shared.domain.images import (
     IMAGE_NAME,
@@ -30,6 +31,7 @@ from shared.domain.images import (
     Image,
     ImageCategory,
     ImageKind,
+    ImageState,
     OSType,
 )
 from shared.domain.operations import OPERATION_ID, Operation
@@ -64,6 +66,16 @@ class Family(BaseModel):
     NewestByOS: dict[str, ImageRef] = Field(
         description="The newest image of the family per OS (`Windows`, `Linux`)."
     )
+    StateCounts: dict[str, int] = Field(
+        description="Images per effective state now (`Active`, `Deprecated`, `Disabled`; an "
+        "image past its end of life counts as `Deprecated`)."
+    )
+    ExcludedFromLatest: int = Field(ge=0, description="Images held back from latest.")
+    Latest: ImageRef | None = Field(
+        description="What latest offers now: the newest image that is Active, not past its "
+        "end of life and not excluded (null: none is)."
+    )
+    LatestByOS: dict[str, ImageRef] = Field(description="Latest per OS.")
 
 
 class FamilyList(BaseModel):
@@ -281,10 +293,71 @@ RECENT_PAGING = (
 READ_ONLY = error("A platform (`Public`) image can't be changed (`PlatformImageReadOnly`).")
 
 
+# Dates the catalog takes (years 1900-2999), as RFC 3339 dates or dates and times.
+_YEARS = "^(19|2[0-9])[0-9]{2}-"
+LIFECYCLE_SCHEMAS: dict[str, dict[str, Any]] = {
+    "State": {
+        **enum_of(ImageState),
+        "description": "`Deprecated` and `Disabled` images are never latest.",
+    },
+    "ReplacedBy": {
+        "type": ["string", "null"],
+        "pattern": f"^({IMAGE_NAME.pattern})?$",
+        "maxLength": 256,
+        "description": "Another image that replaces this one, for a `Deprecated` or "
+        "`Disabled` image or one with an `EndOfLifeDate` (`InvalidReplacement` otherwise).",
+    },
+    "ExcludeFromLatest": {"type": "boolean", "description": "Hold it back from latest."},
+    "EndOfLifeDate": {
+        "anyOf": [
+            {"type": "string", "format": "date-time", "pattern": _YEARS},
+            {"type": "string", "format": "date", "pattern": _YEARS},
+            {"type": "string", "maxLength": 0},
+            {"type": "null"},
+        ],
+        "description": "Once past, the image counts as `Deprecated` (a date alone: midnight "
+        'UTC); `null` or `""` clears it.',
+    },
+    "DeletionProtection": {
+        "type": "boolean",
+        "description": "Refuse removal (`ImageDeletionProtected`) until the end of life.",
+    },
+}
+
+
+# What the JSON API adds to an image's stored fields when it answers.
+COMPUTED_IMAGE_PROPERTIES: dict[str, Any] = {
+    "EffectiveState": {
+        **enum_of(ImageState),
+        "description": "What `State` counts as now: an Active image past its `EndOfLifeDate` "
+        "is `Deprecated`.",
+    },
+    "ContentHashProgress": {
+        "type": "object",
+        "description": "Only on `GET /api/images/{name}`, while the content hash of the "
+        "image's disks is being computed in the background (then `ContentHash` appears).",
+        "required": ["Status", "BytesHashed", "Percent"],
+        "properties": {
+            "Status": {"type": "string", "enum": [s.value for s in HashJobStatus]},
+            "BytesHashed": {"type": "integer", "minimum": 0},
+            "BytesTotal": {"type": "integer", "minimum": 0},
+            "BytesRead": {"type": "integer", "minimum": 0},
+            "Percent": {"type": "number", "minimum": 0, "maximum": 100},
+            "Disk": {"type": "string"},
+            "Updated": {"type": "string", "format": "date-time"},
+            "Error": {"type": "string"},
+        },
+    },
+}
+
+
 def image_update_schema() -> dict[str, Any]:
     """PATCH body: some of the updatable fields, with the service's rules."""
     props: dict[str, Any] = {}
     for name in UPDATABLE_FIELDS:
+        if name in LIFECYCLE_SCHEMAS:
+            props[name] = LIFECYCLE_SCHEMAS[name]
+            continue
         if name == "ShowInGui":
             props[name] = {"type": "boolean"}
             continue
@@ -407,6 +480,19 @@ OPERATIONS: list[Operation] = [
             Param("category", "query", enum_of(ImageCategory), "Only this category."),
             Param("type", "query", enum_of(ImageKind), "Only this kind of image."),
             Param(
+                "state",
+                "query",
+                enum_of(ImageState),
+                "Only images in this effective state now (past its end of life, an Active "
+                "image counts as Deprecated).",
+            ),
+            Param(
+                "contentHash",
+                "query",
+                {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"},
+                "Only images with a disk of this content (its SHA-256, as `ContentHash`).",
+            ),
+            Param(
                 "select",
                 "query",
                 {
@@ -443,7 +529,7 @@ OPERATIONS: list[Operation] = [
         "patch",
         "/api/images/{name}",
         "updateImage",
-        "Change an image's label, description, family, EULA, VM size or visibility",
+        "Change an image's label, description, family, EULA, VM size, visibility or lifecycle",
         {
             200: Response(
                 "The image as it is now.",
@@ -472,6 +558,9 @@ OPERATIONS: list[Operation] = [
             400: INVALID,
             403: READ_ONLY,
             404: NO_IMAGE,
+            409: error(
+                "The image has deletion protection (`ImageDeletionProtected`, saying until when)."
+            ),
         },
         params=(
             IMAGE_NAME_PARAM,
@@ -506,15 +595,28 @@ OPERATIONS: list[Operation] = [
         "get",
         "/api/families/{family}/latest",
         "latestInFamily",
-        "The newest image of a family (by PublishedDate), optionally of one OS",
+        "The latest image of a family: its newest (by PublishedDate) that is Active, not past "
+        "its end of life and not excluded from latest, optionally of one OS",
         {
             200: Response(
-                "The newest image.", ref("Image"), links=to_image("$response.body#/ImageName")
+                "The latest image.", ref("Image"), links=to_image("$response.body#/ImageName")
             ),
             400: INVALID,
-            404: error("No such family, or none of its images has that OS (`FamilyNotFound`)."),
+            404: error(
+                "No such family, or none of its images has that OS (`FamilyNotFound`), or none "
+                "may be offered as latest now (`NoLatestImage`)."
+            ),
         },
-        params=(Param("family", "path", FAMILY_SCHEMA, "The family's name."), OS_PARAM),
+        params=(
+            Param("family", "path", FAMILY_SCHEMA, "The family's name."),
+            OS_PARAM,
+            Param(
+                "includeExcluded",
+                "query",
+                {"type": "boolean", "default": False},
+                "Count images held back with `ExcludeFromLatest` too.",
+            ),
+        ),
     ),
     Operation(
         "get",
@@ -785,6 +887,7 @@ def component_schemas() -> dict[str, Any]:
             target = next(t for t in target["anyOf"] if t.get("type") == "string")
         target.update(pattern=f"^{pattern}$", maxLength=longest)
     image = schemas["Image"]
+    image["properties"].update(COMPUTED_IMAGE_PROPERTIES)
     schemas["ImageProjection"] = {
         **{k: v for k, v in image.items() if k != "required"},
         "title": "ImageProjection",

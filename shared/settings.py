@@ -14,8 +14,10 @@ DEFAULTS: dict[str, str] = {
     "UPLOADS_CONTAINER": "uploads",
     "IMAGES_CONTAINER": "images",
     "VHDS_CONTAINER": "vhds",
+    "HASHES_CONTAINER": "image-hashes",
     "CAPTURE_QUEUE": "image-captures",
     "UPLOAD_CHECKS_QUEUE": "upload-checks",
+    "HASH_QUEUE": "image-hashes",
     "IMAGES_TABLE": "images",
     "UPLOADS_TABLE": "uploads",
     "OPERATIONS_TABLE": "operations",
@@ -30,8 +32,10 @@ class Settings:
     uploads_container: str
     images_container: str
     vhds_container: str
+    hashes_container: str
     capture_queue: str
     upload_checks_queue: str
+    hash_queue: str
     images_table: str
     uploads_table: str
     operations_table: str
@@ -47,11 +51,21 @@ class Settings:
 
     @property
     def containers(self) -> list[str]:
-        return [self.uploads_container, self.images_container, self.vhds_container]
+        return [
+            self.uploads_container,
+            self.images_container,
+            self.vhds_container,
+            self.hashes_container,
+        ]
 
     @property
     def queues(self) -> list[str]:
-        return [self.capture_queue, f"{self.capture_queue}-poison", self.upload_checks_queue]
+        return [
+            self.capture_queue,
+            f"{self.capture_queue}-poison",
+            self.upload_checks_queue,
+            self.hash_queue,
+        ]
 
     @property
     def tables(self) -> list[str]:

@@ -538,7 +538,7 @@ class ImageCatalog:
             key = "RowKey"
         more = len(rows) > top
         rows = rows[:top]
-        items = [self._partial(e, select) for e in rows]
+        items = [self._partial(e, fetch) for e in rows]
         return Page(items, rows[-1][key] if more and rows else None)
 
     def _family_page(

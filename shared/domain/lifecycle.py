@@ -24,13 +24,22 @@ clock is behind still sees every candidate that is eligible for it.
 from __future__ import annotations
 
 import bisect
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from shared.domain.errors import Conflict
-from shared.domain.images import Image, ImageState
+from shared.domain.errors import Conflict, InvalidParameter
+from shared.domain.images import (
+    EARLIEST,
+    LATEST,
+    Image,
+    ImageState,
+    parse_choice,
+    shown,
+    validate_image_name,
+)
 
 MAX_CANDIDATES = 8
 MAX_EOL_DATES = 400  # distinct end-of-life dates a summary keeps (the earliest)
@@ -41,6 +50,12 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 class ImageDeletionProtected(Conflict):
     code = "ImageDeletionProtected"
+
+
+class InvalidReplacement(InvalidParameter):
+    """ReplacedBy names no other image, or an image that is not being retired."""
+
+    code = "InvalidReplacement"
 
 
 def iso(value: datetime) -> str:
@@ -59,6 +74,16 @@ def effective_state(image: Image, now: datetime) -> ImageState:
     """What the image counts as now: an Active image past its end of life is Deprecated."""
     state = ImageState(image.State)
     if state == ImageState.ACTIVE and past_end_of_life(image, now):
+        return ImageState.DEPRECATED
+    return state
+
+
+def effective_state_of_row(row: dict[str, Any], now: datetime) -> ImageState:
+    """`effective_state` of an image row as stored (a row from before lifecycle fields is
+    Active; dates are ISO text, as the catalog stores them)."""
+    state = ImageState(row.get("State") or ImageState.ACTIVE.value)
+    eol = row.get("EndOfLifeDate")
+    if state == ImageState.ACTIVE and eol and instant(str(eol)) <= now:
         return ImageState.DEPRECATED
     return state
 
@@ -92,6 +117,70 @@ def check_removable(image: Image, now: datetime) -> None:
     reason = deletion_protection(image, now)
     if reason is not None:
         raise ImageDeletionProtected(reason)
+
+
+def parse_end_of_life(value: Any, field: str = "EndOfLifeDate") -> datetime | None:
+    """An end-of-life date as given: ISO 8601, a date (midnight UTC) or a date and time
+    (UTC unless it says otherwise); None or "" clears it."""
+    if value is None or value == "":
+        return None
+    text = value.strip().upper() if isinstance(value, str) else None
+    try:
+        if text is None:
+            raise ValueError
+        # RFC 3339 allows a leap second, which datetime can't hold: the second before.
+        when = datetime.fromisoformat(re.sub(r"(T\d\d:\d\d):60", r"\1:59", text))
+    except ValueError:
+        raise InvalidParameter(
+            f"{field} must be an ISO 8601 date or date and time (2027-06-30, "
+            f"2027-06-30T12:00:00Z), not '{shown(value)}'"
+        ) from None
+    when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    if not EARLIEST <= when < LATEST:
+        raise InvalidParameter(f"{field} must be from {EARLIEST:%Y} to {LATEST.year - 1}")
+    return when
+
+
+def parse_lifecycle_field(field: str, value: Any) -> Any:
+    """One lifecycle field of a change (PATCH), checked; None clears an optional one."""
+    if field in ("ExcludeFromLatest", "DeletionProtection"):
+        if not isinstance(value, bool):
+            raise InvalidParameter(f"{field} must be true or false")
+        return value
+    if field == "State":
+        if not isinstance(value, str):
+            raise InvalidParameter("State must be one of Active, Deprecated, Disabled")
+        return parse_choice(value, ImageState, "State").value
+    if field == "EndOfLifeDate":
+        return parse_end_of_life(value)
+    if field == "ReplacedBy":
+        if value is None or value == "":
+            return None
+        if not isinstance(value, str):
+            raise InvalidParameter("ReplacedBy must be the name of an image")
+        try:
+            return validate_image_name(value)
+        except InvalidParameter as e:
+            raise InvalidParameter(f"ReplacedBy: {e.message}") from None
+    raise ValueError(f"{field} is not a lifecycle field")
+
+
+def lifecycle_changes(image: Image, changes: dict[str, Any]) -> dict[str, Any]:
+    """`changes` as they apply to `image` now. ReplacedBy names the replacement of an
+    image that is retired, or will be at its end of life: a change that leaves the image
+    Active without an end of life drops it (and refuses one given with it)."""
+    merged = dict(changes)
+    state = ImageState(merged.get("State", image.State))
+    end = merged.get("EndOfLifeDate", image.EndOfLifeDate)
+    if state == ImageState.ACTIVE and end is None:
+        if merged.get("ReplacedBy") is not None:
+            raise InvalidReplacement(
+                "ReplacedBy names the replacement of a Deprecated or Disabled image, or of "
+                "one with an EndOfLifeDate: set State (or EndOfLifeDate) with it"
+            )
+        if image.ReplacedBy is not None:
+            merged["ReplacedBy"] = None
+    return merged
 
 
 def order_key(ref: dict[str, Any]) -> tuple[int, str]:

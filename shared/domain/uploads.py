@@ -36,11 +36,15 @@ from shared.domain.images import (
     LabelText,
     OSType,
     check_text,
+    shown,
 )
 
 MANIFEST_SUFFIX = ".image.json"
 VM_DISK_FOLDER_SUFFIX = ".image"
-DECLARABLE = ("imagename", "label", "imagefamily", "os", "osstate", "description")
+DECLARABLE = (
+    *("imagename", "label", "imagefamily", "os", "osstate", "description"),
+    "excludefromlatest",
+)
 
 
 class UploadStatus(StrEnum):
@@ -97,6 +101,22 @@ def check_declared(declared: Mapping[str, str]) -> None:
     for key, rule in DECLARED_TEXT.items():
         if key in declared:
             check_text(f"blob metadata {key}", declared[key], rule, InvalidMetadata)
+    for key in DECLARED_FLAGS:
+        declared_flag(declared, key)
+
+
+# Declared true/false metadata: `excludefromlatest=true` publishes an image held back from
+# "latest" (until a PATCH lets it in).
+DECLARED_FLAGS = ("excludefromlatest",)
+
+
+def declared_flag(declared: Mapping[str, str], key: str) -> bool:
+    value = declared.get(key)
+    if value is None:
+        return False
+    if value.strip().lower() not in ("true", "false"):
+        raise InvalidMetadata(f"blob metadata {key} must be true or false, not '{shown(value)}'")
+    return value.strip().lower() == "true"
 
 
 class ManifestDisk(BaseModel):
@@ -124,6 +144,7 @@ class VmImageManifest(BaseModel):
     OSState: DiskState = DiskState.GENERALIZED
     OSDisk: ManifestDisk
     DataDisks: list[ManifestDataDisk] = Field(default_factory=list, max_length=64)
+    ExcludeFromLatest: bool = False  # publish it held back from "latest"
 
     @model_validator(mode="after")
     def _distinct(self) -> VmImageManifest:

@@ -12,6 +12,7 @@ from azure.core.exceptions import ServiceResponseTimeoutError
 
 from shared.adapters.catalog_table import ImageCatalog
 from shared.adapters.certificates_table import ManagementCertificates
+from shared.adapters.hash_store import HashStore
 from shared.adapters.host_keys import HostKeyCheck
 from shared.adapters.operations_table import Operations
 from shared.adapters.queues import DelayedQueue, UploadRechecks, queue_client
@@ -19,7 +20,9 @@ from shared.adapters.sas import SasSigner
 from shared.adapters.storage import account, per_account
 from shared.adapters.uploads_table import UploadOutcomes
 from shared.adapters.vms_table import VmInventory
+from shared.domain.images import Image
 from shared.services.captures import CaptureDeps
+from shared.services.content_hashes import HashDeps, hash_request
 from shared.services.doctor import Doctor
 from shared.services.removal import ImageRemover
 from shared.services.uploads import UploadDeps, UploadPolicy
@@ -29,7 +32,40 @@ from shared.services.uploads import UploadDeps, UploadPolicy
 def image_catalog() -> ImageCatalog:
     a = account()
     return ImageCatalog(
-        a.tables.get_table_client(a.settings.images_table), account=a.blobs.account_name
+        a.tables.get_table_client(a.settings.images_table),
+        account=a.blobs.account_name,
+        announce=_announce,
+    )
+
+
+def _announce(image: Image, committed: bool) -> None:
+    """Every new image with disks gets its content hash job (see services.content_hashes)."""
+    doc, delay = hash_request(image, committed)
+    hash_queue().send(doc, delay)
+
+
+@per_account
+def hash_queue() -> DelayedQueue:
+    a = account()
+    return DelayedQueue(queue_client(a.queues, a.settings.hash_queue))
+
+
+@per_account
+def hash_store() -> HashStore:
+    a = account()
+    return HashStore(
+        a.tables.get_table_client(a.settings.images_table),
+        a.blobs.get_container_client(a.settings.hashes_container),
+    )
+
+
+@per_account
+def hash_deps() -> HashDeps:
+    return HashDeps(
+        catalog=image_catalog(),
+        store=hash_store(),
+        blobs=account().blobs,
+        send=lambda doc, delay: hash_queue().send(doc, delay),
     )
 
 
@@ -69,7 +105,7 @@ def uploads_container_blob(name: str):  # type: ignore[no-untyped-def]
 
 @per_account
 def image_remover() -> ImageRemover:
-    return ImageRemover(image_catalog(), account().blobs)
+    return ImageRemover(image_catalog(), account().blobs, hash_store())
 
 
 @per_account

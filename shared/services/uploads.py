@@ -53,6 +53,7 @@ from shared.domain.uploads import (
     UploadStatus,
     VmImageManifest,
     check_declared,
+    declared_flag,
     is_settled,
     recheck_delay,
     timed_out,
@@ -351,6 +352,7 @@ def _image_from_upload(
         Generation=probe.generation,
         Probe=outcome.Detected,
         Warnings=warnings,
+        ExcludeFromLatest=declared_flag(declared, "excludefromlatest"),
     )
 
 
@@ -492,6 +494,7 @@ def _image_from_manifest(
         Generation=(os_outcome.Detected or {}).get("generation"),
         Probe=os_outcome.Detected,
         Warnings=warnings,
+        ExcludeFromLatest=manifest.ExcludeFromLatest,
     )
 
 

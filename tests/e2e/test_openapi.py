@@ -76,13 +76,15 @@ def beyond_schema(response: Any) -> bool:
     """A 400 for a rule a JSON schema can't state: continuation tokens are opaque (only
     the API's own are valid); a VM's data disks need distinct LUNs and media links; a
     media link's %XX escapes must decode to printable UTF-8 text; a VM's disks must be
-    blobs of the catalog's account in its VM disk containers."""
+    blobs of the catalog's account in its VM disk containers; an image's ReplacedBy must
+    name another image that exists, of an image being retired."""
     if response.status_code != 400 or host_answer(response):
         return False
     error = json.loads(response.content)
     message = str(error.get("Message", ""))
     return (
         error.get("Code") in ("InvalidContinuationToken", "NotInVmDiskContainer")
+        or error.get("Code") == "InvalidReplacement"
         or "not in this catalog's storage account" in message
         or "continuation token" in message
         or "its own Lun" in message
