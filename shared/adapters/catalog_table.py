@@ -89,6 +89,7 @@ _JSON_FIELDS = ("OSDiskConfiguration", "DataDiskConfigurations", "Probe", "Warni
 _OWN_FIELDS = ("PartitionKey", "RowKey", "Rev", "ClaimId")
 _LEASE_NAMESPACE = uuid.UUID("0d7f3a52-5c1e-4c7b-8f7e-2b9c41d6a3e8")
 _MAX_TRIES = 20
+_MAX_LEASE_CHAIN = 64  # lease ids a claim remembers of the claims it replaced
 STALE_AFTER = timedelta(minutes=2)
 
 # A key holds at most 1 KiB (512 UTF-16 characters); a copy's row key is
@@ -642,7 +643,7 @@ class ImageCatalog:
         """
         disks = list(dict.fromkeys(image.disk_blobs))
         guard = guard or DiskGuard()
-        for _ in range(_MAX_TRIES):
+        for attempt in range(_MAX_TRIES):
             rev = _rev()
             change = self._mark([image.ImageFamily], image, rev, fenced=bool(disks))
             leases: list[DiskLease] = []
@@ -660,9 +661,18 @@ class ImageCatalog:
                     raise ImageNameTaken(
                         f"an image named '{image.ImageName}' already exists; choose another name"
                     ) from e
+                _back_off(attempt)
                 continue  # fenced: a writer took this one for dead; mark again
             except Exception:  # not on a crash: then the claims stay until taken over
+                # Fenced before it failed (a twin delivery took its claims over and leased a
+                # disk first): the failure was the twin's doing; mark again, as above.
+                fence = change.fence
+                gone = self._read(fence["PartitionKey"], fence["RowKey"]) is None
+                fenced = change.fenced and gone
                 self._abandon(change, leases, guard)
+                if fenced:
+                    _back_off(attempt)
+                    continue
                 raise
             self._settle(change)
             if disks and self.announce is not None:
@@ -697,14 +707,17 @@ class ImageCatalog:
             if held["Change"] == change.id:
                 return DiskLease(path, lease_id)
             self._bury(held, owner)
+            # The disk may still be leased under any claim this one replaced (twin deliveries
+            # of one request take a claim from each other before leasing): remember them all.
+            previous = self.lease_ids_of(dict(held))[:_MAX_LEASE_CHAIN]
+            mine["Leases"] = json.dumps(previous)
             self._step("claim")
             try:
                 self.table.update_entity(mine, mode=UpdateMode.REPLACE, **_etag(held))
             except (ResourceModifiedError, ResourceNotFoundError):
                 _back_off(attempt)
                 continue
-            previous = claim_lease_id(self.account, path, held["Change"])
-            return DiskLease(path, lease_id, (previous,))
+            return DiskLease(path, lease_id, tuple(previous))
         raise RuntimeError(f"could not claim the disk {path}: too much contention")
 
     def _bury(self, held: Any, owner: str | None) -> None:
@@ -744,6 +757,12 @@ class ImageCatalog:
             guard.release(leases)
             self.unclaim([lease.path for lease in leases], change.id)
         self._settle(change)
+
+    def lease_ids_of(self, held: dict[str, Any]) -> list[str]:
+        """The ids the disk of this claim may be leased under: its own, then those of the
+        claims it replaced, newest first."""
+        own = claim_lease_id(self.account, held["Disk"], held["Change"])
+        return [own, *json.loads(held.get("Leases") or "[]")]
 
     def end_claim(self, held: dict[str, Any], owner: str) -> None:
         """Make this claim of `owner`'s dead: its change can never commit after this.

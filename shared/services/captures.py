@@ -3,12 +3,13 @@
 Steps, each idempotent so that a repeated or resumed delivery finishes the job:
 find the VM (it must be stopped) -> snapshot each disk and copy the snapshot
 server-side into `images/<image>/<operation>/<role>.vhd` (deterministic names, tagged with
-the operation id) -> check every copy is complete -> protect the copies with
+the operation id) -> check every copy is complete and that its 4 MiB block hashes
+equal its snapshot's (both read by page ranges) -> protect the copies with
 the catalog's lease -> publish the image (one atomic catalog write) -> only
 then delete the VM and its disks (no OSState, or Generalized) -> mark the
 operation Succeeded. A permanent error fails the operation and removes this
 operation's copies; a transient storage error is raised so the queue retries.
-No disk byte passes through the function.
+Only the hash comparison reads disk bytes, and only the ranges that hold data.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.storage.blob import BlobClient, BlobServiceClient
@@ -31,7 +33,8 @@ from shared.adapters.blobs import (
     delete_protected,
     facts,
 )
-from shared.adapters.catalog_table import ImageCatalog, claim_lease_id
+from shared.adapters.catalog_table import ImageCatalog
+from shared.adapters.disk_hashing import block_hashes, data_size_of
 from shared.adapters.operations_table import Operations
 from shared.adapters.vms_table import VmInventory
 from shared.domain.captures import (
@@ -42,6 +45,7 @@ from shared.domain.captures import (
     operation_id_in,
     parse_capture,
 )
+from shared.domain.content_hash import BLOCK_SIZE
 from shared.domain.disks import MediaLinkElsewhere, parse_media_link
 from shared.domain.errors import CatalogError, InvalidParameter, NotFound
 from shared.domain.images import (
@@ -248,6 +252,9 @@ def _copy_and_publish(
     op = deps.step("VerifyCopies", op)
     for role, _src, dst in pairs:
         _verify(dst, sizes[role], op.OperationId)
+    op = deps.step("CompareHashes", op)
+    for role, src, dst in pairs:
+        _compare_hashes(deps, role, src, dst, sizes[role], op.OperationId)
     op = deps.step("Publish", op)
     image = _image(request, vm, op.OperationId, {r: d for r, _s, d in pairs}, sizes)
     # Claims and leases the copies, then publishes: one image per operation, however often.
@@ -309,6 +316,44 @@ def _verify(dst: BlobClient, expected_size: int, op_id: str) -> None:
         or (props.metadata or {}).get(TAG) != op_id
     ):
         raise CopyFailed(f"the copy {dst.url} is not complete ({status}, {props.size} bytes)")
+
+
+def _snapshot_of(deps: CaptureDeps, src: BlobClient, dst: BlobClient, op_id: str) -> BlobClient:
+    """The snapshot the copy was made from: its copy source, else the newest snapshot of
+    the source disk this operation took."""
+    source = dst.get_blob_properties().copy.source or ""
+    taken = parse_qs(urlsplit(source).query).get("snapshot")
+    if not taken:
+        container = deps.blobs.get_container_client(src.container_name)
+        taken = sorted(
+            b.snapshot
+            for b in container.list_blobs(
+                name_starts_with=src.blob_name, include=["snapshots", "metadata"]
+            )
+            if b.name == src.blob_name and b.snapshot and (b.metadata or {}).get(TAG) == op_id
+        )[-1:]
+    if not taken:
+        raise CopyFailed(f"the snapshot {dst.url} was copied from is gone: capture again")
+    return deps.blobs.get_blob_client(src.container_name, src.blob_name, snapshot=taken[0])
+
+
+def _compare_hashes(
+    deps: CaptureDeps, role: str, src: BlobClient, dst: BlobClient, size: int, op_id: str
+) -> None:
+    """The copy's 4 MiB block hashes must equal its snapshot's (each read by its page
+    ranges: the data only), or nothing is published."""
+    snapshot = _snapshot_of(deps, src, dst, op_id)
+    try:
+        expected, _ = block_hashes(snapshot, data_size_of(size))
+    except ResourceNotFoundError:
+        raise CopyFailed(f"the snapshot of the {role} disk is gone: capture again") from None
+    copied, _ = block_hashes(dst, data_size_of(size))
+    differ = expected.differences(copied)
+    if differ:
+        raise CopyFailed(
+            f"the copy of the {role} disk differs from its snapshot in {len(differ)} block(s) "
+            f"of 4 MiB (the first at byte {differ[0] * BLOCK_SIZE}); nothing was published"
+        )
 
 
 def _image(
@@ -439,7 +484,6 @@ def _discard_copy(deps: CaptureDeps, copy: BlobClient, op_id: str) -> None:
     on it if an interrupted attempt left one (an image's copy is never touched)."""
     path = f"{copy.container_name}/{copy.blob_name}"
     held = deps.catalog.claim_of(path)
-    lease_id = None
     if held is not None:
         if held.get("Owner") != owner_of_operation(op_id):
             return
@@ -447,8 +491,9 @@ def _discard_copy(deps: CaptureDeps, copy: BlobClient, op_id: str) -> None:
             deps.catalog.end_claim(held, owner_of_operation(op_id))
         except DiskInUse:
             return  # it has: the copy is that image's
-        lease_id = claim_lease_id(deps.catalog.account, path, held["Change"])
-    if delete_protected(copy, lease_id) and held is not None:
+    # Under the claim's lease, or one of the claims it replaced that a twin leased it under.
+    lease_ids = [None] if held is None else deps.catalog.lease_ids_of(held)
+    if any(delete_protected(copy, lease_id) for lease_id in lease_ids) and held is not None:
         deps.catalog.unclaim([path], held["Change"])
 
 

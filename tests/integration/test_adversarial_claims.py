@@ -14,11 +14,12 @@ from azure.data.tables import TableServiceClient
 from azure.storage.blob import BlobServiceClient
 
 import shared.adapters.blobs as blobs_module
+from shared.adapters.blobs import BlobDiskGuard
 from shared.adapters.catalog_table import ImageCatalog
 from shared.adapters.operations_table import Operations
 from shared.adapters.vms_table import VmInventory
 from shared.domain.captures import OperationIdConflict
-from shared.domain.images import DiskInUse
+from shared.domain.images import DiskInUse, DiskLeased, Image
 from shared.domain.operations import Operation
 from shared.domain.vms import VirtualMachine
 from shared.services.captures import (
@@ -413,3 +414,72 @@ def test_a_failing_delivery_never_deletes_a_copy_its_twin_then_publishes(world: 
     else:
         assert world.blob_names(world.images) == ["split-img/split-op/os.vhd"]
     assert _doctor(world) == []
+
+
+def test_three_deliveries_of_one_request_never_fail_each_other_with_disk_leased(
+    azurite_connection: str,
+) -> None:
+    """X claims the disk, Y takes the claim over, Z takes it from Y; then X leases it under
+    X's id and is slow to commit. Z's lease (taking over Y's id) finds X's: Z must not
+    report the disk leased by someone else - X, Y and Z are one request."""
+    from tests.integration.test_disk_claims import World as ClaimWorld
+    from tests.integration.test_disk_claims import image
+
+    s = uuid.uuid4().hex[:10]
+    blobs = BlobServiceClient.from_connection_string(azurite_connection)
+    blobs.create_container(f"three{s}")
+    table = TableServiceClient.from_connection_string(azurite_connection).create_table(f"th{s}")
+    w = ClaimWorld(ImageCatalog(table), blobs, f"three{s}")
+    disk = w.disk()
+    request = image("one", disk, owner=f"three{s}/one.vhd@etag1")
+    names = ("x_claimed", "y_claimed", "z_claimed", "x_held", "z_done")
+    events = {n: threading.Event() for n in names}
+    first = {"X": True, "Y": True, "Z": True}
+
+    class Paced(BlobDiskGuard):
+        def hold(self, leases):  # type: ignore[no-untyped-def]
+            me = threading.current_thread().name
+            if first[me]:
+                first[me] = False
+                if me == "X":
+                    events["x_claimed"].set()
+                    assert events["z_claimed"].wait(WAIT)
+                elif me == "Y":
+                    events["y_claimed"].set()
+                    assert events["z_done"].wait(WAIT)
+                else:
+                    events["z_claimed"].set()
+                    assert events["x_held"].wait(WAIT)
+            super().hold(leases)
+            if me == "X":
+                events["x_held"].set()
+
+    def x_slow(step: str) -> None:
+        if step == "commit" and threading.current_thread().name == "X":
+            events["z_done"].wait(WAIT)
+
+    guard = Paced(w.guard().client)
+    outcome: dict[str, object] = {}
+
+    def run(name: str, after: str | None) -> None:
+        if after:
+            assert events[after].wait(WAIT)
+        try:
+            outcome[name] = publish(ImageCatalog(table, before_commit=x_slow), guard, request)
+        except Exception as e:
+            outcome[name] = e
+        finally:
+            if name == "Z":
+                events["z_done"].set()
+
+    threads = [
+        threading.Thread(target=run, args=("X", None), name="X"),
+        threading.Thread(target=run, args=("Y", "x_claimed"), name="Y"),
+        threading.Thread(target=run, args=("Z", "y_claimed"), name="Z"),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(WAIT * 2)
+    assert not isinstance(outcome["Z"], DiskLeased), outcome["Z"]
+    assert all(isinstance(outcome[n], Image) for n in "XYZ"), outcome
