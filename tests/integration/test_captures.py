@@ -23,7 +23,7 @@ from shared.domain.vms import VirtualMachine
 from shared.services.captures import CaptureDeps, handle_capture_message, run_capture
 
 MIB = 1024 * 1024
-STEPS = ["ReadVM", "CopyDisks", "VerifyCopies", "Publish", "PostCapture"]
+STEPS = ["ReadVM", "CopyDisks", "VerifyCopies", "CompareHashes", "Publish", "PostCapture"]
 
 
 class Killed(BaseException):
