@@ -116,11 +116,17 @@ export async function imagesPage(ctx: Ctx): Promise<void> {
   const removed = p.get("removed");
   const note = removed ? h("p", { class: "ok", role: "status" }, `The image ${removed} was removed.`) : "";
   heading(ctx, title, note, form, byName, list, pages.el);
+  // Family names for the filter's suggestions: read only when someone goes to type one
+  // (with thousands of families the list outweighs the page).
+  family.addEventListener(
+    "focus",
+    () =>
+      void api<{ Families: Family[] }>("GET", "/api/families")
+        .then((r) => replace(names, r.Families.map((f) => h("option", { value: f.ImageFamily }))))
+        .catch(() => undefined),
+    { once: true },
+  );
   await pages.first();
-  // Family names for the filter's suggestions (one small read, after the page is usable).
-  api<{ Families: Family[] }>("GET", "/api/families")
-    .then((r) => replace(names, r.Families.map((f) => h("option", { value: f.ImageFamily }))))
-    .catch(() => undefined);
 }
 
 function disksTable(image: Image): HTMLElement | null {
