@@ -22,8 +22,7 @@ from shared.services.context import image_catalog, image_remover
 @bp.route(route=f"{SUB}/services/images", methods=["GET"], auth_level=CLASSIC)
 @classic_api(since="2012-08-01")
 def classic_list_os_images(req: func.HttpRequest, call: ClassicCall) -> func.HttpResponse:
-    images = classic.iter_images_of_kind(image_catalog(), ImageKind.OS)
-    return xml_response(joined(classic.images_xml_chunks(images)))
+    return xml_response(joined(classic.list_os_images_body(image_catalog())))
 
 
 @bp.route(route=f"{SUB}/services/images", methods=["POST"], auth_level=CLASSIC)

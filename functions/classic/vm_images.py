@@ -24,8 +24,7 @@ from shared.services.context import image_catalog, image_remover
 @classic_api(since="2014-02-01")
 def classic_list_vm_images(req: func.HttpRequest, call: ClassicCall) -> func.HttpResponse:
     wanted = classic.VmImageFilter.from_params(req.params)
-    images = classic.iter_vm_images(image_catalog(), wanted)
-    return xml_response(joined(classic.vm_images_xml_chunks(images)))
+    return xml_response(joined(classic.list_vm_images_body(image_catalog(), wanted)))
 
 
 @bp.route(route=f"{SUB}/services/vmimages", methods=["POST"], auth_level=CLASSIC)

@@ -408,6 +408,12 @@ class ImageCatalog:
                 return True
         return False
 
+    def select_images(self, filters: dict[str, Any], columns: Iterable[str]) -> Iterator[Any]:
+        """Every image row matching `filters`, by name, with only `columns`, as raw entities:
+        ONE query whose pages (1000 rows) follow its continuation tokens (on Azure a range
+        read that resumes where the last page stopped), not a new query per page."""
+        return self._images(None, filters, list(columns), per_page=1000)
+
     def summary(self, family: str) -> FamilySummary | None:
         row = self._read(FAMILIES, family_key(family))
         if row is None:

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from azure.storage.blob import BlobServiceClient
 
-from shared.adapters.catalog_table import ImageCatalog
+from shared.adapters.catalog_table import ImageCatalog, from_entity
 from shared.domain.errors import InvalidParameter
 from shared.domain.images import (
     LABEL,
@@ -36,6 +36,7 @@ from shared.domain.images import (
     validate_image_name,
 )
 from shared.services import catalog as catalog_service
+from shared.services.classic import listing
 from shared.services.classic.disks import our_disk, probed, register_leased
 from shared.services.classic.xmldoc import (
     add_all,
@@ -112,6 +113,13 @@ def images_xml_chunks(images: Iterable[Image]) -> Iterator[bytes]:
 
 def images_xml(images: Iterable[Image]) -> bytes:
     return joined(images_xml_chunks(images))
+
+
+def list_os_images_body(catalog: ImageCatalog) -> Iterator[bytes]:
+    """List OS Images' body in pieces: the OS image rows through one query, only the listed
+    columns, written as text (shared/services/classic/listing.py); equal to `images_xml`."""
+    rows = catalog.select_images({"ImageType": ImageKind.OS.value}, listing.OS_IMAGE_COLUMNS)
+    return listing.os_images_xml_rows(rows, from_entity, _os_image)
 
 
 ADD_ELEMENTS = (

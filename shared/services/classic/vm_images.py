@@ -16,7 +16,7 @@ from typing import Any
 
 from azure.storage.blob import BlobServiceClient
 
-from shared.adapters.catalog_table import ImageCatalog
+from shared.adapters.catalog_table import ImageCatalog, from_entity
 from shared.domain.errors import InvalidParameter
 from shared.domain.images import (
     LABEL,
@@ -37,6 +37,7 @@ from shared.domain.images import (
     validate_image_name,
 )
 from shared.services import catalog as catalog_service
+from shared.services.classic import listing
 from shared.services.classic.disks import our_disk, probed, register_leased
 from shared.services.classic.images import (
     get_image_of_kind,
@@ -257,15 +258,21 @@ class VmImageFilter:
         return cls(get("location"), get("publisher"), get("category"))
 
     def matches(self, image: Image) -> bool:
+        return self._matches(image.Location, image.PublisherName, str(image.Category))
+
+    def matches_row(self, row: Mapping[str, Any]) -> bool:
+        """`matches` for a table row (a missing Category is the model's default, User)."""
+        category = row.get("Category") or ImageCategory.USER.value
+        return self._matches(row.get("Location"), row.get("PublisherName"), str(category))
+
+    def _matches(self, location: str | None, publisher: str | None, category: str) -> bool:
         if self.location is not None:
-            places = {p.strip().lower() for p in (image.Location or "").split(";")}
+            places = {p.strip().lower() for p in (location or "").split(";")}
             if self.location.lower() not in places:
                 return False
-        if self.publisher is not None and (image.PublisherName or "").lower() != (
-            self.publisher.lower()
-        ):
+        if self.publisher is not None and (publisher or "").lower() != self.publisher.lower():
             return False
-        return self.category is None or str(image.Category).lower() == self.category.lower()
+        return self.category is None or category.lower() == self.category.lower()
 
 
 def iter_vm_images(catalog: ImageCatalog, wanted: VmImageFilter) -> Iterator[Image]:
@@ -274,6 +281,12 @@ def iter_vm_images(catalog: ImageCatalog, wanted: VmImageFilter) -> Iterator[Ima
 
 def list_vm_images(catalog: ImageCatalog, wanted: VmImageFilter) -> list[Image]:
     return list(iter_vm_images(catalog, wanted))
+
+
+def list_vm_images_body(catalog: ImageCatalog, wanted: VmImageFilter) -> Iterator[bytes]:
+    """List VM Images' body in pieces, as `list_os_images_body`; equal to `vm_images_xml`."""
+    rows = catalog.select_images({"ImageType": ImageKind.VM.value}, listing.VM_IMAGE_COLUMNS)
+    return listing.vm_images_xml_rows(filter(wanted.matches_row, rows), from_entity, _vm_image)
 
 
 CREATE_VM_ELEMENTS = ("Name", *UPDATE_VM_ELEMENTS)
