@@ -102,7 +102,7 @@ def _until(what: str, done: Callable[[], bool], timeout: float = DEADLINE) -> No
 
 def _get(rig: Rig, path: str) -> requests.Response | None:
     try:
-        return requests.get(rig.url(path), timeout=30)
+        return requests.get(rig.url(path), timeout=90)
     except requests.RequestException:
         return None  # the runner is being restarted
 
@@ -182,7 +182,14 @@ def test_kill_9_and_a_storage_outage_lose_nothing_and_do_everything_once(rig: Ri
     reader.start()
     time.sleep(1)
     rig.azurite.stop()
-    time.sleep(20)
+    down = time.monotonic()
+    # At least 20 s, and until an answer came back meanwhile: on a loaded machine one
+    # request can take longer than the whole outage would.
+    _until(
+        "an answer while storage is down",
+        lambda: time.monotonic() - down >= 20 and statuses[503] > 0,
+        timeout=240,
+    )
     rig.azurite.start()
     time.sleep(2)
     stop.set()
