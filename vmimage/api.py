@@ -217,8 +217,14 @@ class Catalog:
         params = {"stuckAfterSeconds": int(stuck_after)}
         return self.json("GET", "/api/admin/doctor", params=params)
 
-    def latest(self, family: str, os_name: str | None) -> dict[str, Any]:
-        return self.json("GET", f"/api/families/{_seg(family)}/latest", params={"os": os_name})
+    def latest(
+        self, family: str, os_name: str | None, include_excluded: bool = False
+    ) -> dict[str, Any]:
+        params = {"os": os_name, "includeExcluded": "true" if include_excluded else None}
+        return self.json("GET", f"/api/families/{_seg(family)}/latest", params=params)
+
+    def update_image(self, name: str, changes: dict[str, Any]) -> dict[str, Any]:
+        return self.json("PATCH", f"/api/images/{_seg(name)}", body=changes)
 
     # -- uploads and operations ----------------------------------------------------------
 

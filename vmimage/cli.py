@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from vmimage import __version__
+from vmimage import __version__, lifecycle
 from vmimage.errors import EXIT_CODES, INTERRUPTED, USAGE, CliError, UsageError
 
 DEFAULT_URL = "http://127.0.0.1:7071"
@@ -24,6 +24,7 @@ OS_TYPES = ("Linux", "Windows")
 OS_STATES = ("Generalized", "Specialized")
 IMAGE_TYPES = ("OSImage", "VMImage")
 CATEGORIES = ("Public", "Community", "User")
+IMAGE_STATES = ("Active", "Deprecated", "Disabled")
 VM_STATES = ("Running", "Stopped", "StoppedDeallocated")
 CACHING = ("None", "ReadOnly", "ReadWrite")
 
@@ -138,6 +139,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="Generalized (default): an OS image; Specialized: a VM image",
     )
     p.add_argument("--description")
+    p.add_argument(
+        "--exclude-from-latest",
+        action="store_true",
+        help="publish it held back from latest (until `vmimage set NAME --include-in-latest`)",
+    )
     p.add_argument("--no-wait", action="store_true", help="don't wait for the registration")
     p.add_argument("--timeout", type=seconds, default=600.0, help="seconds to wait (600)")
     p.add_argument("--overwrite", action="store_true", help="replace a blob of the same name")
@@ -157,15 +163,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top", type=positive, help="images per page (the service's default: 100)")
     p.add_argument("--all", action="store_true", help="follow continuation tokens to the end")
     p.add_argument("--continuation-token", metavar="TOKEN", help="start from this page")
+    p.add_argument(
+        "--state",
+        type=choice(IMAGE_STATES),
+        metavar="{Active,Deprecated,Disabled}",
+        help="only images in this state now (past its end of life, Active counts as Deprecated)",
+    )
+    p.add_argument(
+        "--content-hash", metavar="SHA256", help="only images with a disk of this content"
+    )
 
-    command("families", "List image families with their image count and newest image.")
+    command("families", "List image families: images per state, latest and newest image.")
 
     p = command("show", "Show one image.")
     p.add_argument("name", metavar="NAME")
 
-    p = command("latest", "Show the newest image of a family.")
+    p = command(
+        "latest",
+        "Show the latest image of a family: its newest that is Active, not past its end of "
+        "life and not held back from latest.",
+    )
     p.add_argument("family", metavar="FAMILY")
     p.add_argument("--os", type=choice(OS_TYPES), metavar="{Linux,Windows}")
+    p.add_argument(
+        "--include-excluded", action="store_true", help="count images held back from latest too"
+    )
+
+    lifecycle.add_commands(command, choice)
 
     p = command("rm", "Remove an image (and, with --delete-vhd, its disks).")
     p.add_argument("name", metavar="NAME")

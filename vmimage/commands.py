@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from vmimage import lifecycle
 from vmimage.api import Catalog, is_loopback, poll
 from vmimage.errors import FAILED, OK, ApiError, Rejected, Unreachable, UsageError
 from vmimage.output import Column, Printer, date_of, field, mb_per_s, size_text
@@ -57,6 +58,8 @@ def list_images(ctx: Ctx) -> int:
         "select": a.select,
         "top": a.top,
         "continuationToken": a.continuation_token,
+        "state": a.state,
+        "contentHash": a.content_hash,
     }
     if a.all:
         images: list[dict[str, Any]] = []
@@ -80,7 +83,8 @@ def show(ctx: Ctx) -> int:
 
 
 def latest(ctx: Ctx) -> int:
-    return _image(ctx, ctx.catalog.latest(ctx.args.family, ctx.args.os))
+    a = ctx.args
+    return _image(ctx, ctx.catalog.latest(a.family, a.os, a.include_excluded))
 
 
 def _image(ctx: Ctx, image: dict[str, Any]) -> int:
@@ -94,6 +98,11 @@ def _image(ctx: Ctx, image: dict[str, Any]) -> int:
 FAMILY_COLUMNS = [
     Column("FAMILY", field("ImageFamily")),
     Column("IMAGES", field("ImageCount"), right=True),
+    *(
+        Column(state.upper(), lambda f, s=state: (f.get("StateCounts") or {}).get(s), right=True)
+        for state in ("Active", "Deprecated", "Disabled")
+    ),
+    Column("LATEST", lambda f: (f.get("Latest") or {}).get("ImageName")),
     Column("NEWEST", lambda f: (f.get("Newest") or {}).get("ImageName")),
     Column("OS", lambda f: (f.get("Newest") or {}).get("OS")),
     Column("PUBLISHED", lambda f: str((f.get("Newest") or {}).get("PublishedDate", ""))[:10]),
@@ -299,6 +308,7 @@ def _upload_plan(a: argparse.Namespace) -> tuple[str, str, dict[str, str]]:
         "os": a.os,
         "osstate": a.os_state,
         "description": a.description,
+        "excludefromlatest": "true" if a.exclude_from_latest else None,
     }
     metadata = {k: v for k, v in declared.items() if v}
     for key, value in metadata.items():
@@ -549,6 +559,8 @@ COMMANDS: dict[str, Callable[[Ctx], int]] = {
     "capture": capture,
     "operation": operation,
     "doctor": doctor,
+    "set": lifecycle.set_image,
+    "verify": lifecycle.verify,
     "publishsettings": publishsettings,
 }
 VM_COMMANDS: dict[str, Callable[[Ctx], int]] = {
