@@ -165,7 +165,10 @@ export interface Upload {
   FirstSeen: string;
   LastChecked: string;
   CompletedTime?: string;
-  Progress?: number;
+  SourceFormat?: string; // a converted upload: what it was
+  BytesDone?: number; // its conversion's progress
+  BytesTotal?: number;
+  SecondsLeft?: number;
 }
 export interface Operation {
   OperationId: string;

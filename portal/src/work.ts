@@ -17,9 +17,16 @@ function uploadRow(u: Upload): HTMLElement[] | (string | HTMLElement)[] {
     link(`#/uploads/${enc(u.BlobName)}`, u.BlobName),
     status(u.Status),
     u.ImageName && u.Status === "Registered" ? link(`#/images/${enc(u.ImageName)}`, u.ImageName) : (u.ImageName ?? ""),
-    u.Error ? `${u.Error.Code}: ${u.Error.Message}` : (u.Reason ?? ""),
+    u.Error ? `${u.Error.Code}: ${u.Error.Message}` : (converting(u) ?? u.Reason ?? ""),
     when(u.FirstSeen),
   ];
+}
+
+/** How far a conversion has got, where the catalog converts the upload. */
+function converting(u: Upload): string | null {
+  if (u.Status !== "Converting" || !u.BytesTotal) return null;
+  const left = u.SecondsLeft ? `, about ${Math.ceil(u.SecondsLeft)} s left` : "";
+  return `${Math.floor((100 * (u.BytesDone ?? 0)) / u.BytesTotal)} % converted${left}`;
 }
 
 export function uploadView(u: Upload): HTMLElement {
@@ -30,7 +37,8 @@ export function uploadView(u: Upload): HTMLElement {
       ["Blob", u.BlobName],
       ["Status", status(u.Status)],
       ["Image", u.ImageName && u.Status === "Registered" ? link(`#/images/${enc(u.ImageName)}`, u.ImageName) : u.ImageName],
-      ["Progress", u.Progress !== undefined ? `${Math.round(u.Progress * 100)} %` : null],
+      ["Converted from", u.SourceFormat],
+      ["Conversion", converting(u)],
       ["Why still pending", u.Status === "Pending" ? u.Reason : null],
       ["Size", bytes(u.SizeInBytes)],
       ["Bytes read to judge it", bytes(u.BytesRead)],
