@@ -10,6 +10,7 @@ the operation accepts. Pure: no I/O.
 from __future__ import annotations
 
 import codecs
+import io
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Iterator, Sequence
@@ -84,9 +85,13 @@ def list_document(root: str, elements: Iterable[ET.Element]) -> Iterator[bytes]:
 
 
 def joined(chunks: Iterable[bytes]) -> bytes:
-    """The pieces of a body as one (the runtime's HttpResponse takes a whole body), copied
-    once into a buffer of the final size (a growing buffer would copy it again and again)."""
-    return b"".join(chunks)
+    """The pieces of a body as one (the runtime's HttpResponse takes a whole body). Written
+    into a BytesIO, whose value is handed over without a copy: the body is in memory once,
+    not also as the list of its pieces (b"".join needs both at once: twice the body)."""
+    buffer = io.BytesIO()
+    for chunk in chunks:
+        buffer.write(chunk)
+    return buffer.getvalue()
 
 
 def error_xml(code: str, message: str) -> bytes:
