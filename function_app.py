@@ -5,6 +5,7 @@ import azure.functions as func
 from functions.captures import bp as captures
 from functions.catalog import bp as catalog
 from functions.classic import bp as classic
+from functions.conversions import bp as conversions
 from functions.doctor import bp as doctor
 from functions.hashes import bp as hashes
 from functions.health import bp as health
@@ -17,6 +18,7 @@ app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(health)
 app.register_functions(catalog)
 app.register_functions(uploads)
+app.register_functions(conversions)
 app.register_functions(classic)
 app.register_functions(captures)
 app.register_functions(hashes)

@@ -58,6 +58,7 @@ var catalog = {
   CAPTURE_QUEUE: 'image-captures'
   UPLOAD_CHECKS_QUEUE: 'upload-checks'
   HASH_QUEUE: 'image-hashes'
+  UPLOAD_CONVERSIONS_QUEUE: 'upload-conversions'
   IMAGES_TABLE: 'images'
   UPLOADS_TABLE: 'uploads'
   OPERATIONS_TABLE: 'operations'
@@ -76,6 +77,7 @@ var queueNames = [
   '${catalog.CAPTURE_QUEUE}-poison'
   catalog.UPLOAD_CHECKS_QUEUE
   catalog.HASH_QUEUE
+  catalog.UPLOAD_CONVERSIONS_QUEUE
 ]
 var tableNames = [
   catalog.IMAGES_TABLE
@@ -207,6 +209,9 @@ var appSettings = union(catalog, {
   UPLOAD_TIMEOUT_SECONDS: '3600'
   MAX_OS_DISK_GB: '2048'
   MAX_DATA_DISK_GB: '32767'
+  // A conversion job's step: at most this many MiB read or seconds, then the next message.
+  CONVERSION_STEP_MIB: '8192'
+  CONVERSION_STEP_SECONDS: '60'
   // Keep equal to host.json extensions.queues.maxDequeueCount.
   CAPTURE_MAX_ATTEMPTS: '5'
   PAGING_TOKEN_SECRET: pagingTokenSecret

@@ -18,6 +18,7 @@ DEFAULTS: dict[str, str] = {
     "CAPTURE_QUEUE": "image-captures",
     "UPLOAD_CHECKS_QUEUE": "upload-checks",
     "HASH_QUEUE": "image-hashes",
+    "UPLOAD_CONVERSIONS_QUEUE": "upload-conversions",
     "IMAGES_TABLE": "images",
     "UPLOADS_TABLE": "uploads",
     "OPERATIONS_TABLE": "operations",
@@ -36,6 +37,7 @@ class Settings:
     capture_queue: str
     upload_checks_queue: str
     hash_queue: str
+    upload_conversions_queue: str
     images_table: str
     uploads_table: str
     operations_table: str
@@ -65,6 +67,7 @@ class Settings:
             f"{self.capture_queue}-poison",
             self.upload_checks_queue,
             self.hash_queue,
+            self.upload_conversions_queue,
         ]
 
     @property

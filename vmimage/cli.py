@@ -125,10 +125,28 @@ def build_parser() -> argparse.ArgumentParser:
         _common(p, top=False)
         return p
 
-    p = command("upload", "Check a fixed VHD here, upload it as a page blob, wait for its image.")
-    p.add_argument("disk", type=Path, metavar="DISK.vhd", help="a fixed VHD file")
-    p.add_argument("--name", metavar="BLOB", help="blob name (default: the file's name)")
-    p.add_argument("--image-name", help="image name (default: the blob name without .vhd)")
+    p = command(
+        "upload",
+        "Check a disk here, upload it as a fixed VHD page blob (converting any other format on "
+        "the way), wait for its image.",
+    )
+    p.add_argument(
+        "disk",
+        type=Path,
+        metavar="DISK",
+        help="a disk image: fixed or dynamic VHD, VHDX, qcow2, VMDK, OVA or raw (.img, .raw)",
+    )
+    p.add_argument(
+        "--name",
+        metavar="BLOB",
+        help="blob name (default: the file's name, with .vhd for the converted disk)",
+    )
+    p.add_argument(
+        "--convert-on-server",
+        action="store_true",
+        help="send the file as it is (a block blob); the catalog converts it",
+    )
+    p.add_argument("--image-name", help="image name (default: the blob name without its extension)")
     p.add_argument("--label", help="the image's label (default: its name)")
     p.add_argument("--family", help="image family (default: what the disk says, e.g. Ubuntu 22.04)")
     p.add_argument("--os", type=choice(OS_TYPES), metavar="{Linux,Windows}")

@@ -12,7 +12,7 @@ from typing import Any
 from vmimage import lifecycle
 from vmimage.api import Catalog, is_loopback, poll
 from vmimage.errors import FAILED, OK, ApiError, Rejected, Unreachable, UsageError
-from vmimage.output import Column, Printer, date_of, field, mb_per_s, size_text
+from vmimage.output import Column, Printer, date_of, field, mb_per_s, size_pair, size_text
 
 
 @dataclass
@@ -218,13 +218,24 @@ def publishsettings(ctx: Ctx) -> int:
 
 
 def upload(ctx: Ctx) -> int:
-    from vmimage.upload import blob_service, upload_disk
+    from vmimage.upload import blob_service, upload_as_is, upload_converted, upload_disk
 
     a = ctx.args
     path: Path = a.disk
-    blob, image_name, metadata = _upload_plan(a)
+    as_is = bool(a.convert_on_server)
+    blob, image_name, metadata = _upload_plan(a, as_is)
     check = _check_locally(path, a.os)
     ctx.out.note(f"Checked {path.name}: {check.summary}.")
+    if check.disks > 1 and not as_is:
+        # Several disks make a VM image: the catalog converts them (one blob, one job).
+        ctx.out.note(f"{path.name} holds {check.disks} disks: sending it as it is.")
+        as_is = True
+        blob, image_name, metadata = _upload_plan(a, as_is)
+    send = (
+        upload_as_is if as_is else upload_disk if check.source_format is None else upload_converted
+    )
+    if check.source_format is not None and not as_is:
+        ctx.out.note(f"Converting {path.name} ({check.source_format}) to a fixed VHD on the way.")
     if ctx.catalog.image_exists(image_name):
         raise Rejected(
             "ImageNameTaken",
@@ -244,7 +255,7 @@ def upload(ctx: Ctx) -> int:
     client = service.get_blob_client(a.container, blob)
     bar = ctx.out.progress_bar(blob)
     try:
-        stats = upload_disk(
+        stats = send(
             client,
             path,
             metadata,
@@ -281,20 +292,35 @@ def upload(ctx: Ctx) -> int:
     return _wait_for_outcome(ctx, blob, stats.etag, a.timeout)
 
 
-def _upload_plan(a: argparse.Namespace) -> tuple[str, str, dict[str, str]]:
-    """(blob name, image name, blob metadata), checked before anything is read or sent."""
+def _upload_plan(a: argparse.Namespace, as_is: bool) -> tuple[str, str, dict[str, str]]:
+    """(blob name, image name, blob metadata), checked before anything is read or sent.
+
+    Sent as it is (`as_is`), the blob keeps the file's name, whose extension must be a
+    disk image's; otherwise it is a fixed VHD page blob, named `.vhd` (the file's name
+    with its disk extension changed to `.vhd`).
+    """
     from shared.domain.errors import CatalogError
     from shared.domain.images import image_name_from_blob, validate_image_name
+    from shared.domain.uploads import DISK_EXTENSIONS, is_disk_name
 
     path: Path = a.disk
     if not path.is_file():
         raise UsageError("FileNotFound", f"{path}: no such file")
-    blob = a.name or path.name
-    if not blob.lower().endswith(".vhd") or blob.endswith("/") or len(blob) > 1024:
+    default = path.name
+    if not as_is and is_disk_name(default) and not default.lower().endswith(".vhd"):
+        default = default.rsplit(".", 1)[0] + ".vhd"
+    blob = a.name or default
+    wanted = DISK_EXTENSIONS if as_is else (".vhd",)
+    if not blob.lower().endswith(wanted) or blob.endswith("/") or len(blob) > 1024:
+        what = (
+            f"one of {', '.join(DISK_EXTENSIONS)} (it is sent as it is)"
+            if as_is
+            else ".vhd (the disk goes up as a fixed VHD page blob)"
+        )
         raise UsageError(
             "InvalidBlobName",
-            f"'{blob[:100]}': the blob name must end in .vhd (only .vhd blobs become images); "
-            "use --name NAME.vhd",
+            f"'{blob[:100]}': the blob name must end in {what}; use --name NAME"
+            f"{wanted[0] if not as_is else '.EXT'}",
         )
     image_name = a.image_name or image_name_from_blob(blob)
     try:
@@ -385,6 +411,8 @@ def _etag(value: Any) -> str:
 
 
 def _judged(doc: dict[str, Any]) -> bool:
+    if doc.get("Status") == "Converting":
+        return False
     if doc.get("Status") != "Pending":
         return True
     # A disk in `<name>.image/` stays Pending until its manifest comes; validated is done.
@@ -403,15 +431,42 @@ def _wait_for_outcome(ctx: Ctx, blob: str, etag: str | None, timeout: float) -> 
             return None  # the outcome of an earlier blob of that name
         return doc
 
-    outcome = poll(fetch, _judged, timeout, f"the registration of {blob}")
+    outcome = poll(
+        fetch, _judged, timeout, f"the registration of {blob}", on_change=_progress_notes(ctx)
+    )
     return _print_outcome(ctx, outcome)
+
+
+def conversion_progress(doc: dict[str, Any]) -> str:
+    """`Converting: 45% (1.2 GiB of 2.7 GiB read), about 30 s left` from an outcome."""
+    done, total = doc.get("BytesDone") or 0, doc.get("BytesTotal") or 0
+    share = f"{done / total:.0%} " if total else ""
+    left = doc.get("SecondsLeft")
+    eta = f", about {left:.0f} s left" if isinstance(left, int | float) else ""
+    return f"Converting: {share}({size_pair(done, total)} read){eta}"
+
+
+def _progress_notes(ctx: Ctx) -> Callable[[dict[str, Any]], None]:
+    """While the catalog converts the upload, a note each tenth of the way."""
+    shown = [-1]
+
+    def on_change(doc: dict[str, Any]) -> None:
+        if doc.get("Status") != "Converting":
+            return
+        total = doc.get("BytesTotal") or 0
+        tenth = int(10 * (doc.get("BytesDone") or 0) / total) if total else 0
+        if tenth > shown[0]:
+            shown[0] = tenth
+            ctx.out.note(conversion_progress(doc))
+
+    return on_change
 
 
 def _print_outcome(ctx: Ctx, outcome: dict[str, Any]) -> int:
     if ctx.out.as_json:
         ctx.out.json(outcome)
     else:
-        ctx.out.record(outcome, omit=("Detected",))
+        ctx.out.record(outcome, omit=("Detected", "Conversion"))
     if outcome.get("Status") == "Rejected":
         err = outcome.get("Error") or {}
         raise Rejected(err.get("Code", "Rejected"), err.get("Message", ""), details=outcome)
@@ -559,9 +614,9 @@ COMMANDS: dict[str, Callable[[Ctx], int]] = {
     "capture": capture,
     "operation": operation,
     "doctor": doctor,
+    "publishsettings": publishsettings,
     "set": lifecycle.set_image,
     "verify": lifecycle.verify,
-    "publishsettings": publishsettings,
 }
 VM_COMMANDS: dict[str, Callable[[Ctx], int]] = {
     "add": vm_add,

@@ -1,4 +1,4 @@
-"""Upload a local fixed VHD as a page blob, the way the catalog wants it.
+"""Upload a local disk as a page blob, the way the catalog wants it.
 
 The blob is created at full size with the metadata `uploadstate=uploading`,
 then written in 4 MiB pages by parallel workers; holes of a sparse file are
@@ -7,9 +7,15 @@ sent, so a 1 TiB disk with 64 MiB of data sends about 64 MiB. Last, the
 metadata becomes `uploadstate=complete`, which tells the catalog to judge the
 disk now, once, whole (see "When is an upload judged?" in the README).
 
-`check_disk` runs the catalog's own validation (`validate_vhd`) and disk probe
-on the local file first, by ranged reads, so a disk the catalog would refuse
-is refused before a byte is sent.
+Any other disk image (dynamic VHD, VHDX, qcow2, VMDK, raw) is converted on the fly by
+`upload_converted`: its allocated extents, read by the catalog's own format readers,
+go straight into page writes of a fixed VHD (no temp file), footer last. An OVA of
+several disks, or any file with `--convert-on-server`, is sent as it is by
+`upload_as_is` (a block blob) and the catalog converts it.
+
+`check_disk` runs the catalog's own validation (`validate_vhd`), format readers and
+disk probe on the local file first, by ranged reads, so a disk the catalog would
+refuse is refused before a byte is sent.
 """
 
 from __future__ import annotations
@@ -213,29 +219,147 @@ def upload_page_blob(
 class DiskCheck:
     """What the local check found: the disk's virtual size and what is on it."""
 
-    virtual_size: int
+    virtual_size: int  # of the fixed VHD the catalog gets (the OS disk's)
     file_size: int
     os: str | None
     summary: str
+    source_format: str | None = None  # None: a fixed VHD, uploaded as it is
+    disks: int = 1  # an OVA's disks
 
 
 def check_disk(path: Path, max_size_bytes: int = 2**63) -> DiskCheck:
-    """Validate `path` as a fixed VHD and probe it, as the catalog will; raises `VhdRejected`."""
-    from shared.domain.disk_probe import check_partitions_fit, probe_disk
+    """Validate `path` as a fixed VHD, or open it as another disk image, and probe it, as
+    the catalog will; raises `VhdRejected`."""
+    from shared.domain.conversion import ImageReader, convertible, fixed_size
+    from shared.domain.disk_probe import DiskProbe, check_partitions_fit, probe_disk
+    from shared.domain.formats import open_disks
     from shared.domain.ranged import FileReader
-    from shared.domain.vhd import validate_vhd
+    from shared.domain.vhd import VhdRejected, validate_vhd
+
+    def described(what: str, probe: DiskProbe) -> str:
+        parts = [what]
+        if probe.partition_style:
+            parts.append(f"{probe.partition_style}")
+        if probe.filesystems:
+            parts.append(", ".join(dict.fromkeys(probe.filesystems)))
+        parts.append(probe.os or "no OS found")
+        return "; ".join(parts)
 
     reader = FileReader(str(path))
-    footer = validate_vhd(reader, max_size_bytes=max_size_bytes)
-    probe = probe_disk(reader, disk_size=footer.current_size)
+    try:
+        footer = validate_vhd(reader, max_size_bytes=max_size_bytes)
+    except VhdRejected as e:
+        if not convertible(e):
+            raise
+    else:
+        probe = probe_disk(reader, disk_size=footer.current_size)
+        check_partitions_fit(probe)
+        what = f"fixed VHD, {size_text(footer.current_size)} virtual"
+        return DiskCheck(footer.current_size, reader.size, probe.os, described(what, probe))
+    disks = open_disks(reader, path.name, max_virtual_size=max_size_bytes)
+    image = disks[0][1]
+    size = fixed_size(image.virtual_size)
+    probe = probe_disk(ImageReader(image), disk_size=size)
     check_partitions_fit(probe)
-    parts = [f"fixed VHD, {size_text(footer.current_size)} virtual"]
-    if probe.partition_style:
-        parts.append(f"{probe.partition_style}")
-    if probe.filesystems:
-        parts.append(", ".join(dict.fromkeys(probe.filesystems)))
-    parts.append(probe.os or "no OS found")
-    return DiskCheck(footer.current_size, reader.size, probe.os, "; ".join(parts))
+    fmt = image.format if len(disks) == 1 else f"OVA of {len(disks)} disks ({image.format})"
+    what = f"{fmt}, {size_text(size)} virtual"
+    return DiskCheck(size, reader.size, probe.os, described(what, probe), fmt, len(disks))
+
+
+def upload_converted(
+    client: Any,  # azure.storage.blob.BlobClient
+    path: Path | str,
+    metadata: dict[str, str] | None = None,
+    *,
+    workers: int = 8,
+    overwrite: bool = True,
+    progress: Callable[[UploadStats], None] | None = None,
+) -> UploadStats:
+    """Convert a disk image to a fixed VHD page blob while uploading it (no temp file).
+
+    Only the image's allocated data is read and only its non-zero pages are sent; the
+    footer goes last, then `uploadstate=complete`. A failed upload deletes its blob.
+    """
+    from shared.adapters.page_copy import PageWriter, copy_extents
+    from shared.domain.conversion import fixed_size
+    from shared.domain.formats import open_disk_image
+    from shared.domain.ranged import FileReader
+    from shared.domain.vhd import FOOTER_SIZE, build_footer
+
+    path = Path(path)
+    image = open_disk_image(FileReader(str(path)), path.name)
+    size = fixed_size(image.virtual_size)
+    meta = {k: v for k, v in (metadata or {}).items() if k.lower() != "uploadstate"}
+    stats = UploadStats(size=size + FOOTER_SIZE)
+    stats.data_estimate = image.allocated_bytes()
+    create: dict[str, Any] = {}
+    if not overwrite:
+        from azure.core import MatchConditions
+
+        create["match_condition"] = MatchConditions.IfMissing
+    client.create_page_blob(
+        size + FOOTER_SIZE, metadata={**meta, "uploadstate": "uploading"}, **create
+    )
+    writer = PageWriter(client)
+
+    def tick(done: int) -> None:
+        stats.covered, stats.sent = done, writer.written
+        if progress is not None:
+            progress(stats)
+
+    try:
+        copy_extents(image.extents(0), writer.write, start=0, workers=max(1, workers), tick=tick)
+        # Last: until the footer is there, the blob is not a VHD the catalog would take.
+        client.upload_page(build_footer(size), offset=size, length=FOOTER_SIZE)
+        props = client.set_blob_metadata({**meta, "uploadstate": "complete"})
+    except BaseException:
+        _delete_quietly(client)
+        raise
+    stats.sent = writer.written + FOOTER_SIZE
+    stats.covered = stats.size
+    stats.etag = (props or {}).get("etag")
+    stats.seconds = time.monotonic() - stats.started
+    if progress is not None:
+        progress(stats)
+    return stats
+
+
+def upload_as_is(
+    client: Any,  # azure.storage.blob.BlobClient
+    path: Path | str,
+    metadata: dict[str, str] | None = None,
+    *,
+    workers: int = 8,
+    overwrite: bool = True,
+    progress: Callable[[UploadStats], None] | None = None,
+) -> UploadStats:
+    """Send the file as it is, as a block blob (blocks committed at the end, so the catalog
+    sees it whole); the catalog converts it."""
+    path = Path(path)
+    size = path.stat().st_size
+    stats = UploadStats(size=size, data_estimate=size)
+
+    def hook(current: int, total: int | None) -> None:
+        stats.sent = stats.covered = current
+        if progress is not None:
+            progress(stats)
+
+    with open(path, "rb") as f:
+        props = client.upload_blob(
+            f,
+            length=size,
+            blob_type="BlockBlob",
+            metadata=metadata or None,
+            overwrite=overwrite,
+            max_concurrency=max(1, workers),
+            progress_hook=hook,
+        )
+    stats.sent = stats.covered = size
+    stats.etag = (props or {}).get("etag")
+    stats.seconds = time.monotonic() - stats.started
+    if progress is not None:
+        progress(stats)
+    return stats
 
 
 # -- where the blob goes -----------------------------------------------------------------

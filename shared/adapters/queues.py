@@ -38,3 +38,24 @@ class UploadRechecks:
 
     def schedule(self, blob_name: str, delay_seconds: float) -> None:
         self.queue.send({"BlobName": blob_name}, delay_seconds)
+
+
+class ConversionSteps:
+    """The steps of conversion jobs: one message per step of an upload version's job."""
+
+    def __init__(self, queue: DelayedQueue) -> None:
+        self.queue = queue
+
+    def schedule(self, blob_name: str, etag: str, delay_seconds: float = 0) -> None:
+        self.queue.send({"BlobName": blob_name, "ETag": etag}, delay_seconds)
+
+
+def parse_conversion_step(body: bytes) -> tuple[str, str]:
+    """(blob name, ETag) of a conversion step message; ValueError when it is not one."""
+    doc = json.loads(body)
+    if not isinstance(doc, dict):
+        raise ValueError("a conversion step is a JSON object")
+    name, etag = doc.get("BlobName"), doc.get("ETag")
+    if not isinstance(name, str) or not name or not isinstance(etag, str) or not etag:
+        raise ValueError("a conversion step needs a BlobName and an ETag")
+    return name, etag

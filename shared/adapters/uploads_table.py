@@ -7,7 +7,12 @@ import json
 from typing import Any
 from urllib.parse import quote
 
-from azure.core.exceptions import ResourceNotFoundError
+from azure.core import MatchConditions
+from azure.core.exceptions import (
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+)
 from azure.data.tables import TableClient, UpdateMode
 
 from shared.adapters.recent import RecentIndex
@@ -52,6 +57,40 @@ class UploadOutcomes:
         self.recent_index.put(
             outcome.FirstSeen, entity["RowKey"], entity["Outcome"], final=outcome.final
         )
+
+    def get_versioned(self, blob_name: str) -> tuple[UploadOutcome | None, str | None]:
+        """The outcome and its row's ETag (for `put_if`); (None, None) when there is none."""
+        try:
+            e = self.table.get_entity(PARTITION, row_key(blob_name))
+        except ResourceNotFoundError:
+            return None, None
+        return UploadOutcome.model_validate(json.loads(e["Outcome"])), e.metadata["etag"]
+
+    def put_if(self, outcome: UploadOutcome, etag: str | None) -> str | None:
+        """Write the outcome only over the row read with `etag` (None: only where there is
+        no row); its new ETag, or None when someone else wrote the row meanwhile."""
+        entity: dict[str, Any] = {
+            "PartitionKey": PARTITION,
+            "RowKey": row_key(outcome.BlobName),
+            "Status": outcome.Status,
+            "Outcome": outcome.model_dump_json(exclude_none=True),
+        }
+        try:
+            if etag is None:
+                meta = self.table.create_entity(entity)
+            else:
+                meta = self.table.update_entity(
+                    entity,
+                    mode=UpdateMode.REPLACE,
+                    etag=etag,
+                    match_condition=MatchConditions.IfNotModified,
+                )
+        except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError):
+            return None
+        self.recent_index.put(
+            outcome.FirstSeen, entity["RowKey"], entity["Outcome"], final=outcome.final
+        )
+        return str(meta["etag"])
 
     def recent(self, top: int, after: str | None) -> tuple[list[UploadOutcome], str | None]:
         """The outcomes newest first (by FirstSeen), a page at a time (see RecentIndex)."""

@@ -119,11 +119,14 @@ def validate_image_name(name: str) -> str:
     return name
 
 
+# The disk image extensions uploads take (shared/domain/uploads.py DISK_EXTENSIONS).
+_DISK_SUFFIX = re.compile(r"\.(vhd|vhdx|qcow2|vmdk|ova|img|raw)$", re.IGNORECASE)
+
+
 def image_name_from_blob(blob_name: str) -> str:
-    """The default image name for an upload: the blob name without `.vhd`, made valid."""
-    base = blob_name.rsplit("/", 1)[-1]
-    if base.lower().endswith(".vhd"):
-        base = base[:-4]
+    """The default image name for an upload: the blob name without its disk extension
+    (`.vhd`, `.qcow2`, ...), made valid."""
+    base = _DISK_SUFFIX.sub("", blob_name.rsplit("/", 1)[-1])
     cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", base).strip("-._")[:256]
     return cleaned or "image"
 

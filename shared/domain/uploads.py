@@ -24,6 +24,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from shared.domain.conversion import ConversionJob
 from shared.domain.errors import UploadRejected
 from shared.domain.images import (
     DESCRIPTION,
@@ -49,6 +50,7 @@ DECLARABLE = (
 
 class UploadStatus(StrEnum):
     PENDING = "Pending"
+    CONVERTING = "Converting"  # a conversion job is making a fixed VHD of it
     REGISTERED = "Registered"
     REJECTED = "Rejected"
 
@@ -60,11 +62,20 @@ class UploadKind(StrEnum):
     OTHER = "Other"
 
 
+# What people name the disks they upload (any letter case). A fixed VHD page blob is
+# registered as it is; anything else is converted to one first (`conversion`).
+DISK_EXTENSIONS = (".vhd", ".vhdx", ".qcow2", ".vmdk", ".ova", ".img", ".raw")
+
+
+def is_disk_name(blob_name: str) -> bool:
+    return blob_name.lower().endswith(DISK_EXTENSIONS)
+
+
 def upload_kind(blob_name: str) -> UploadKind:
     lower = blob_name.lower()
     if lower.endswith(MANIFEST_SUFFIX):
         return UploadKind.MANIFEST
-    if lower.endswith(".vhd"):
+    if is_disk_name(lower):
         folders = lower.split("/")[:-1]
         if any(f.endswith(VM_DISK_FOLDER_SUFFIX) for f in folders):
             return UploadKind.VM_DISK
@@ -178,6 +189,15 @@ class UploadOutcome(BaseModel):
     VirtualSizeInBytes: int | None = None
     Detected: dict[str, Any] | None = None  # what the disk probe found
     BytesRead: int | None = None
+    # A converted upload: what it was, the fixed VHDs made of it (`container/blob`, the OS
+    # disk first), the bytes written to them, and the job's checkpoint and progress.
+    SourceFormat: str | None = None
+    ConvertedBlobs: list[str] = Field(default_factory=list)
+    BytesWritten: int | None = None
+    BytesDone: int | None = None
+    BytesTotal: int | None = None
+    SecondsLeft: float | None = None
+    Conversion: ConversionJob | None = None
     FirstSeen: datetime
     LastChecked: datetime
     CompletedTime: datetime | None = None
@@ -185,7 +205,7 @@ class UploadOutcome(BaseModel):
 
     @property
     def final(self) -> bool:
-        return self.Status != UploadStatus.PENDING
+        return self.Status in (UploadStatus.REGISTERED, UploadStatus.REJECTED)
 
 
 def is_settled(

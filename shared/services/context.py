@@ -15,7 +15,7 @@ from shared.adapters.certificates_table import ManagementCertificates
 from shared.adapters.hash_store import HashStore
 from shared.adapters.host_keys import HostKeyCheck
 from shared.adapters.operations_table import Operations
-from shared.adapters.queues import DelayedQueue, UploadRechecks, queue_client
+from shared.adapters.queues import ConversionSteps, DelayedQueue, UploadRechecks, queue_client
 from shared.adapters.sas import SasSigner
 from shared.adapters.storage import account, per_account
 from shared.adapters.uploads_table import UploadOutcomes
@@ -23,6 +23,7 @@ from shared.adapters.vms_table import VmInventory
 from shared.domain.images import Image
 from shared.services.captures import CaptureDeps
 from shared.services.content_hashes import HashDeps, hash_request
+from shared.services.conversion import ConversionPolicy
 from shared.services.doctor import Doctor
 from shared.services.removal import ImageRemover
 from shared.services.uploads import UploadDeps, UploadPolicy
@@ -79,12 +80,20 @@ def upload_outcomes() -> UploadOutcomes:
 def upload_deps() -> UploadDeps:
     a = account()
     rechecks = UploadRechecks(DelayedQueue(queue_client(a.queues, a.settings.upload_checks_queue)))
+    steps = ConversionSteps(
+        DelayedQueue(queue_client(a.queues, a.settings.upload_conversions_queue))
+    )
     return UploadDeps(
         uploads=a.blobs.get_container_client(a.settings.uploads_container),
         outcomes=upload_outcomes(),
         catalog=image_catalog(),
         rechecks=rechecks,
         policy=UploadPolicy.from_env(),
+        images=a.blobs.get_container_client(a.settings.images_container),
+        conversions=steps,
+        conversion=ConversionPolicy.from_env(),
+        # Chaos testing (tests/e2e), never set in production: kill the worker at a step.
+        before_step=_fault_injection(os.environ.get("FAULT_KILL_CONVERSION_AT"), None),
     )
 
 

@@ -24,7 +24,9 @@ from pydantic import ValidationError
 
 from shared.adapters.blobs import BlobDiskGuard, BlobFacts, BlobRangeReader, facts
 from shared.adapters.catalog_table import ImageCatalog
+from shared.adapters.queues import ConversionSteps
 from shared.adapters.uploads_table import UploadOutcomes
+from shared.domain.conversion import convertible
 from shared.domain.disk_probe import DiskProbe, check_partitions_fit, probe_disk
 from shared.domain.errors import CatalogError, describe_validation_error
 from shared.domain.images import (
@@ -33,6 +35,7 @@ from shared.domain.images import (
     DiskState,
     Image,
     ImageKind,
+    ImageNameTaken,
     ImageSource,
     InvalidImageName,
     OSDisk,
@@ -42,6 +45,7 @@ from shared.domain.images import (
     validate_image_name,
 )
 from shared.domain.uploads import (
+    DISK_EXTENSIONS,
     ErrorInfo,
     InvalidMetadata,
     NotAPageBlob,
@@ -65,8 +69,10 @@ from shared.domain.vhd import (
     NotADisk,
     RawDiskWithoutFooter,
     VhdFooter,
+    VhdRejected,
     validate_vhd,
 )
+from shared.services.conversion import ConversionPolicy, stalled, start_conversion
 from shared.services.registration import publish
 from shared.telemetry import log_event
 
@@ -104,6 +110,11 @@ class UploadDeps:
     rechecks: Rechecks
     policy: UploadPolicy = field(default_factory=UploadPolicy)
     clock: Callable[[], datetime] = utcnow
+    # Conversions: where the fixed VHDs made of other disk images go, and their job steps.
+    images: ContainerClient | None = None
+    conversions: ConversionSteps | None = None
+    conversion: ConversionPolicy = field(default_factory=ConversionPolicy)
+    before_step: Callable[[str], None] | None = None  # tests: "kill" a job at a step
 
 
 class _StillWriting(Exception):
@@ -117,10 +128,18 @@ def examine_upload(client: BlobClient, deps: UploadDeps) -> UploadOutcome | None
     """Judge the blob's current version; returns its outcome (None if the blob is gone)."""
     now = deps.clock()
     blob = facts(client)
-    prior = deps.outcomes.get(client.blob_name)
+    prior, prior_row = deps.outcomes.get_versioned(client.blob_name)
     if blob is None:
         return prior
-    if prior is not None and prior.ETag == blob.etag and prior.final:
+    if (
+        prior is not None
+        and prior.ETag == blob.etag
+        and (prior.final or prior.Conversion is not None)
+    ):
+        # Judged, or being converted: never start this version's job twice. A job whose
+        # chain of steps was lost (no checkpoint for long) is carried on.
+        if deps.conversions is not None and stalled(prior, now, deps.conversion):
+            deps.conversions.schedule(blob.name, blob.etag, 0)
         return prior
     outcome = UploadOutcome(
         BlobName=blob.name,
@@ -142,6 +161,16 @@ def examine_upload(client: BlobClient, deps: UploadDeps) -> UploadOutcome | None
         outcome.Status = UploadStatus.REJECTED
         outcome.Error = ErrorInfo(Code=e.code, Message=e.message)
         outcome.CompletedTime = now
+    if outcome.Status == UploadStatus.CONVERTING:
+        assert deps.conversions is not None
+        # The first step is queued before the job is written: a step that finds no job
+        # judges the upload again, so a worker killed in between loses nothing.
+        deps.conversions.schedule(blob.name, blob.etag, 1)
+        if deps.before_step is not None:
+            deps.before_step("Start")
+        if deps.outcomes.put_if(outcome, prior_row) is None:
+            return deps.outcomes.get(client.blob_name)  # a twin delivery started it
+        return outcome
     deps.outcomes.put(outcome)
     log_event(
         log,
@@ -191,21 +220,31 @@ def _judge(
     policy = deps.policy
     if outcome.Kind == UploadKind.OTHER:
         raise UnsupportedFileType(
-            f"'{blob.name}' is neither a .vhd disk nor a VM image manifest (*.image.json); "
-            "only fixed VHD files become images. Convert other formats with "
-            "`qemu-img convert -O vpc -o subformat=fixed,force_size=on`."
+            f"'{blob.name}' is neither a disk image ({', '.join(DISK_EXTENSIONS)}, in any "
+            "letter case) nor a VM image manifest (*.image.json). Upload the disk under a "
+            "name with one of those extensions."
         )
     if outcome.Kind == UploadKind.MANIFEST:
         _register_manifest(client, blob, outcome, deps, now)
         return
-    if blob.blob_type != "PageBlob":
-        # Committed at once, so judge it now: say first what is wrong with the bytes.
-        validate_vhd(BlobRangeReader(client, blob.size, blob.etag), max_size_bytes=2**63)
+    if blob.blob_type == "AppendBlob":
         raise NotAPageBlob(
-            f"'{blob.name}' was uploaded as a {blob.blob_type}; Azure disks must be page blobs. "
-            "Upload it again as a page blob: `az storage blob upload --type page ...`, "
-            "`azcopy copy DISK.vhd URL --blob-type PageBlob`, or `vmimage upload`."
+            f"'{blob.name}' was uploaded as an append blob; upload disks as block blobs "
+            "(`az storage blob upload`) or page blobs (`--type page`, `vmimage upload`)."
         )
+    if blob.blob_type != "PageBlob":
+        # Committed at once, so judged now: a fixed VHD, or a disk image the fixed-VHD check
+        # takes for one, is converted (to a page blob); the check's other verdicts stand.
+        reader = BlobRangeReader(client, blob.size, blob.etag)
+        try:
+            validate_vhd(reader, max_size_bytes=2**63)
+        except VhdRejected as e:
+            if not convertible(e):
+                raise
+        finally:
+            outcome.BytesRead = reader.bytes_read
+        _convert(client, blob, outcome, deps, now, reader)
+        return
     settled, wait = is_settled(blob.last_modified, blob.metadata, now, policy.settle_seconds)
     if not settled:
         _unless_timed_out(blob, now, policy)
@@ -225,16 +264,24 @@ def _judge(
         probe = probe_disk(reader, disk_size=footer.current_size)
     except ResourceModifiedError as e:
         raise _StillWriting("the blob changed while it was being read", 1.0) from e
-    except MissingVhdFooter as e:
-        if _footer_maybe_on_its_way(e, blob, reader):
+    except VhdRejected as e:
+        if isinstance(e, MissingVhdFooter) and _footer_maybe_on_its_way(e, blob, reader):
             _unless_timed_out(blob, now, policy)
             raise _StillWriting(
                 "no VHD footer yet (the last 512 bytes are still empty)",
                 policy.settle_seconds,
             ) from None
-        raise
+        if not convertible(e):
+            raise
+        convert = True
+    else:
+        convert = False
     finally:
         outcome.BytesRead = reader.bytes_read
+    if convert:
+        # Not a fixed VHD, but another disk image (or a VHD of an odd size): convert it.
+        _convert(client, blob, outcome, deps, now, reader)
+        return
     outcome.VirtualSizeInBytes = footer.current_size
     outcome.Detected = _detected(probe)
     outcome.Warnings = list(probe.warnings)
@@ -248,6 +295,45 @@ def _judge(
     outcome.ImageName = image.ImageName
     outcome.Warnings = list(image.Warnings)
     outcome.CompletedTime = now
+
+
+def _convert(
+    client: BlobClient,
+    blob: BlobFacts,
+    outcome: UploadOutcome,
+    deps: UploadDeps,
+    now: datetime,
+    judged: BlobRangeReader | None,
+) -> None:
+    """Make the upload a conversion job, or reject it before any data moves."""
+    if deps.images is None or deps.conversions is None:
+        raise RuntimeError("conversions are not set up (UploadDeps.images, .conversions)")
+    if outcome.Kind == UploadKind.DISK:
+        _image_name(blob)  # a bad name or metadata is known now, not after the conversion
+        _declared_os_state(blob)
+    reader = BlobRangeReader(client, blob.size, blob.etag)
+    already = judged.bytes_read if judged is not None else 0
+    try:
+        start_conversion(
+            outcome,
+            blob,
+            reader,
+            max_os_bytes=deps.policy.max_os_disk_bytes,
+            max_data_bytes=deps.policy.max_data_disk_bytes,
+            now=now,
+            bytes_read=already,
+        )
+    finally:
+        outcome.BytesRead = already + reader.bytes_read
+    if outcome.Conversion is not None:
+        outcome.Conversion.BytesRead = outcome.BytesRead or 0
+    if outcome.Kind == UploadKind.DISK:
+        name = _image_name(blob)
+        if deps.catalog.find(name) is not None:
+            raise ImageNameTaken(
+                f"an image named '{name}' already exists; upload under another name or set "
+                "the blob metadata imagename"
+            )
 
 
 def _footer_maybe_on_its_way(e: MissingVhdFooter, blob: BlobFacts, reader: BlobRangeReader) -> bool:
@@ -293,25 +379,74 @@ def _family_from(probe: DiskProbe) -> str | None:
         return None
 
 
-def _image_from_upload(
-    client: BlobClient, blob: BlobFacts, footer: VhdFooter, probe: DiskProbe, outcome: UploadOutcome
-) -> Image:
+def _image_name(blob: BlobFacts) -> str:
+    """The image's name: the metadata's `imagename`, else the blob's name."""
     declared = _declared(blob)
     check_declared(declared)
     name = declared.get("imagename")
-    if name is not None:
-        try:
-            validate_image_name(name)
-        except InvalidImageName as e:
-            raise InvalidImageName(f"blob metadata imagename: {e.message}") from None
-    else:
-        name = image_name_from_blob(blob.name)
-    warnings = list(probe.warnings)
+    if name is None:
+        return image_name_from_blob(blob.name)
+    try:
+        return validate_image_name(name)
+    except InvalidImageName as e:
+        raise InvalidImageName(f"blob metadata imagename: {e.message}") from None
+
+
+def _declared_os_state(blob: BlobFacts) -> tuple[OSType | None, DiskState]:
+    declared = _declared(blob)
     try:
         declared_os = parse_choice(declared["os"], OSType, "os") if "os" in declared else None
         state = parse_choice(declared.get("osstate", "Generalized"), DiskState, "osstate")
     except CatalogError as e:
         raise InvalidMetadata(f"blob metadata: {e.message}") from e
+    return declared_os, state
+
+
+@dataclass(frozen=True)
+class _Disk:
+    path: str  # container/blob
+    url: str
+    size: int  # virtual, bytes
+
+
+def _image_from_upload(
+    client: BlobClient, blob: BlobFacts, footer: VhdFooter, probe: DiskProbe, outcome: UploadOutcome
+) -> Image:
+    disk = _Disk(f"{blob.container}/{blob.name}", client.url.split("?")[0], footer.current_size)
+    return _image_over(blob, disk, [], probe, outcome)
+
+
+def image_from_converted(
+    client: BlobClient,
+    blob: BlobFacts,
+    outcome: UploadOutcome,
+    checked: list[tuple[Any, VhdFooter, DiskProbe]],
+    deps: UploadDeps,
+) -> Image:
+    """The image of a converted upload: over its fixed VHDs (the OS disk first)."""
+    assert deps.images is not None
+    disks = [
+        _Disk(
+            f"{deps.images.container_name}/{d.Target}",
+            deps.images.get_blob_client(d.Target).url.split("?")[0],
+            footer.current_size,
+        )
+        for d, footer, _ in checked
+    ]
+    return _image_over(blob, disks[0], disks[1:], checked[0][2], outcome)
+
+
+def _image_over(
+    blob: BlobFacts,
+    os_disk: _Disk,
+    data_disks: list[_Disk],
+    probe: DiskProbe,
+    outcome: UploadOutcome,
+) -> Image:
+    declared = _declared(blob)
+    name = _image_name(blob)
+    warnings = list(probe.warnings)
+    declared_os, state = _declared_os_state(blob)
     detected_os = OSType(probe.os) if probe.os in ("Linux", "Windows") else None
     if declared_os and detected_os and declared_os != detected_os:
         warnings.append(
@@ -327,9 +462,10 @@ def _image_from_upload(
             "os=Windows, or upload a disk with an OS on it."
         )
     family = declared.get("imagefamily") or _family_from(probe)
-    size_gb = math.ceil(footer.current_size / GIB)
-    media_link = client.url.split("?")[0]
-    kind = ImageKind.VM if state == DiskState.SPECIALIZED else ImageKind.OS
+    size_gb = math.ceil(os_disk.size / GIB)
+    # Data disks (an OVA's) make a VM image, whatever the OS state.
+    vm = state == DiskState.SPECIALIZED or bool(data_disks)
+    kind = ImageKind.VM if vm else ImageKind.OS
     return Image(
         ImageName=name,
         ImageType=kind,
@@ -339,14 +475,23 @@ def _image_from_upload(
         OS=os_type,
         PublishedDate=blob.last_modified,
         LogicalSizeInGB=size_gb,
-        MediaLink=media_link if kind == ImageKind.OS else None,
+        MediaLink=os_disk.url if kind == ImageKind.OS else None,
         OSDiskConfiguration=OSDisk(
             OS=os_type,
             OSState=state,
-            MediaLink=media_link,
+            MediaLink=os_disk.url,
             LogicalDiskSizeInGB=size_gb,
-            SourceBlob=f"{blob.container}/{blob.name}",
+            SourceBlob=os_disk.path,
         ),
+        DataDiskConfigurations=[
+            DataDisk(
+                Lun=lun,
+                MediaLink=d.url,
+                LogicalDiskSizeInGB=math.ceil(d.size / GIB),
+                SourceBlob=d.path,
+            )
+            for lun, d in enumerate(data_disks)
+        ],
         Source=ImageSource.UPLOAD,
         SourceUpload=f"{blob.container}/{blob.name}@{blob.etag}",
         Generation=probe.generation,
@@ -458,8 +603,13 @@ def _image_from_manifest(
     def gb(n: str) -> int:
         return math.ceil((judged[n].VirtualSizeInBytes or 0) / GIB)
 
+    def path(n: str) -> str:
+        # A converted disk is its fixed VHD in the images container; others, the upload.
+        converted = judged[n].ConvertedBlobs
+        return converted[0] if converted else f"{blob.container}/{n}"
+
     def link(n: str) -> str:
-        return deps.uploads.get_blob_client(n).url.split("?")[0]
+        return _blob_client(deps, path(n)).url.split("?")[0]
 
     os_name = full(manifest.OSDisk.Blob)
     return Image(
@@ -477,7 +627,7 @@ def _image_from_manifest(
             HostCaching=manifest.OSDisk.HostCaching,
             MediaLink=link(os_name),
             LogicalDiskSizeInGB=gb(os_name),
-            SourceBlob=f"{blob.container}/{os_name}",
+            SourceBlob=path(os_name),
         ),
         DataDiskConfigurations=[
             DataDisk(
@@ -485,7 +635,7 @@ def _image_from_manifest(
                 HostCaching=d.HostCaching,
                 MediaLink=link(full(d.Blob)),
                 LogicalDiskSizeInGB=gb(full(d.Blob)),
-                SourceBlob=f"{blob.container}/{full(d.Blob)}",
+                SourceBlob=path(full(d.Blob)),
             )
             for d in manifest.DataDisks
         ],
@@ -498,9 +648,22 @@ def _image_from_manifest(
     )
 
 
-def _register(image: Image, deps: UploadDeps) -> None:
+def _blob_client(deps: UploadDeps, path: str) -> BlobClient:
+    """`container/blob` in the uploads container, or (a converted disk) the images one."""
+    container, _, name = path.partition("/")
+    if deps.images is not None and container == deps.images.container_name:
+        return deps.images.get_blob_client(name)
+    if container != deps.uploads.container_name:
+        raise ValueError(f"{path} is neither in {deps.uploads.container_name} nor in images")
+    return deps.uploads.get_blob_client(name)
+
+
+def register_image(image: Image, deps: UploadDeps) -> None:
     """Claim and lease every disk, then publish the image (see services.registration)."""
-    publish(deps.catalog, BlobDiskGuard.of_container(deps.uploads), image)
+    publish(deps.catalog, BlobDiskGuard(lambda path: _blob_client(deps, path)), image)
+
+
+_register = register_image
 
 
 def parse_recheck(body: bytes) -> str:

@@ -144,10 +144,10 @@ def test_upload_talks_on_stderr_without_a_progress_bar_when_not_a_terminal(cli, 
 
 
 def test_a_broken_disk_is_refused_locally_and_nothing_is_uploaded(cli, corpus, storage) -> None:
-    name = f"{unique('cli-dynamic')}.vhd"
-    r = cli("upload", str(disk(corpus, "dynamic_vhd")), "--name", name)
+    name = f"{unique('cli-differencing')}.vhd"
+    r = cli("upload", str(disk(corpus, "differencing_vhd")), "--name", name)
     assert r.returncode == 1
-    assert r.stderr.startswith("vmimage: error: DynamicVhdNotSupported: dynamic.vhd: ")
+    assert r.stderr.startswith("vmimage: error: BackingFileNotSupported: differencing.vhd: ")
     assert "nothing was uploaded" in r.stderr
     assert not storage.blobs.get_blob_client("uploads", name).exists()
     assert requests.get(f"{cli.app.base_url}/api/uploads/{name}", timeout=10).status_code == 404

@@ -29,6 +29,14 @@ class Rechecks:
         self.scheduled.append((blob_name, delay_seconds))
 
 
+class Steps:
+    def __init__(self) -> None:
+        self.scheduled: list[tuple[str, str]] = []
+
+    def schedule(self, blob_name: str, etag: str, delay_seconds: float = 0) -> None:
+        self.scheduled.append((blob_name, etag))
+
+
 class Clock:
     def __init__(self) -> None:
         self.now = datetime(2000, 1, 1)
@@ -51,6 +59,8 @@ def env(azurite_connection: str):  # type: ignore[no-untyped-def]
         rechecks=rechecks,
         policy=UploadPolicy(settle_seconds=15, timeout_seconds=600),
         clock=clock,
+        images=blobs.create_container(f"img{suffix}"),
+        conversions=Steps(),
     )
     return container, deps, clock, rechecks
 
@@ -120,7 +130,7 @@ def test_an_upload_that_never_finishes_is_rejected_after_the_time_limit(env) -> 
     assert final.Error.Code == "UploadIncomplete"
 
 
-def test_a_raw_disk_is_rejected_at_once_not_left_pending(env) -> None:
+def test_a_raw_disk_is_converted_at_once_not_left_pending(env) -> None:
     container, deps, clock, _rechecks = env
     client = container.get_blob_client("raw.vhd")
     client.create_page_blob(64 * MIB)  # whole MiB: it can never become a fixed VHD
@@ -129,7 +139,8 @@ def test_a_raw_disk_is_rejected_at_once_not_left_pending(env) -> None:
     client.upload_page(bytes(sector), offset=0, length=512)
     clock.now = client.get_blob_properties().last_modified + timedelta(seconds=30)
     result = examine_upload(client, deps)
-    assert result.Error.Code == "RawDiskWithoutFooter"
+    assert (result.Status, result.SourceFormat) == ("Converting", "raw")
+    assert deps.conversions.scheduled == [("raw.vhd", result.ETag)]
 
 
 def test_a_footer_written_first_does_not_fool_the_rule(env) -> None:

@@ -212,10 +212,15 @@ def test_upload_usage_errors_are_2_before_any_request(serve, tmp_path, capsys) -
     adapter = serve(lambda r: (200, {}))
     assert run("upload", str(tmp_path / "missing.vhd")) == 2
     assert "FileNotFound" in capsys.readouterr().err
-    disk = tmp_path / "disk.img"
+    disk = tmp_path / "disk.txt"
     disk.write_bytes(bytes(1024))
     assert run("upload", str(disk)) == 2
     assert "InvalidBlobName" in capsys.readouterr().err
+    # Converted on the way, a disk goes up as a fixed VHD; sent as it is, it keeps its kind.
+    assert run("upload", str(disk), "--name", "d.qcow2") == 2
+    assert "must end in .vhd" in capsys.readouterr().err
+    assert run("upload", str(disk), "--convert-on-server", "--name", "d.txt") == 2
+    assert ".qcow2" in capsys.readouterr().err
     assert run("upload", str(disk), "--name", "d.vhd", "--label", "caf\u00e9") == 2
     assert "InvalidMetadata" in capsys.readouterr().err
     assert adapter.requests == []
@@ -223,9 +228,9 @@ def test_upload_usage_errors_are_2_before_any_request(serve, tmp_path, capsys) -
 
 def test_a_broken_disk_is_1_before_any_request(serve, corpus_path, capsys) -> None:
     adapter = serve(lambda r: (200, {}))
-    assert run("upload", str(corpus_path("dynamic_vhd")), "--name", "x.vhd") == 1
+    assert run("upload", str(corpus_path("differencing_vhd")), "--name", "x.vhd") == 1
     err = capsys.readouterr().err
-    assert err.startswith("vmimage: error: DynamicVhdNotSupported: ")
+    assert err.startswith("vmimage: error: BackingFileNotSupported: ")
     assert "nothing was uploaded" in err
     assert adapter.requests == []
 
@@ -265,9 +270,35 @@ def test_an_upload_waits_for_the_outcome_of_its_own_version_of_the_blob(serve) -
     assert json.loads(printer.out.getvalue())["ImageName"] == "new"
 
 
+def test_waiting_on_a_conversion_shows_its_progress(serve) -> None:
+    def converting(done: int, left: float | None) -> tuple[int, dict[str, object]]:
+        doc = {"Status": "Converting", "BytesDone": done, "BytesTotal": 4 * 2**30}
+        return 200, {**doc, "SecondsLeft": left}
+
+    answers = iter(
+        [
+            converting(0, None),
+            converting(2**30, 30.0),
+            converting(2**30 + 5, 29.0),  # not a tenth further: no new line
+            converting(3 * 2**30, 9.6),
+            (200, {"Status": "Registered", "ImageName": "big"}),
+        ]
+    )
+    serve(lambda r: next(answers))
+    printer = Printer(out=io.StringIO(), err=io.StringIO())
+    ctx = commands.Ctx(argparse.Namespace(), printer, api.Catalog("http://127.0.0.1:9"))
+    assert commands._wait_for_outcome(ctx, "big.qcow2", None, timeout=60) == 0
+    assert printer.err.getvalue().splitlines() == [
+        "Converting: 0% (0.0/4.0 GiB read)",
+        "Converting: 25% (1.0/4.0 GiB read), about 30 s left",
+        "Converting: 75% (3.0/4.0 GiB read), about 10 s left",
+    ]
+
+
 def test_a_disk_for_a_vm_image_is_done_once_validated() -> None:
     validated = {"Status": "Pending", "Kind": "VmImageDisk", "NextCheck": None}
     assert commands._judged(validated)
     assert not commands._judged({**validated, "NextCheck": "2026-01-01T00:00:00Z"})
     assert not commands._judged({"Status": "Pending", "Kind": "Disk"})
+    assert not commands._judged({"Status": "Converting", "Kind": "Disk", "BytesDone": 1})
     assert commands._judged({"Status": "Rejected", "Kind": "Disk"})

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from shared.domain.disk_probe import PartitionBeyondDisk
-from shared.domain.vhd import DynamicVhdNotSupported
+from shared.domain.formats import BackingFileNotSupported
 from vmimage import upload as up
 from vmimage.upload import CHUNK, check_disk, data_chunks, upload_disk, upload_page_blob
 
@@ -205,8 +205,15 @@ def test_the_local_check_is_the_catalogs(corpus_path) -> None:
     check = check_disk(corpus_path("linux_ext4_mbr"))
     assert check.os == "Linux"
     assert "fixed VHD" in check.summary and "MBR" in check.summary
-    with pytest.raises(DynamicVhdNotSupported):
-        check_disk(corpus_path("dynamic_vhd"))
+    # Another disk image is read by the catalog's format readers, converted on the way.
+    dynamic = check_disk(corpus_path("dynamic_vhd"))
+    assert (dynamic.source_format, dynamic.os, dynamic.virtual_size) == (
+        "vhd-dynamic",
+        None,
+        64 * MIB,
+    )
+    with pytest.raises(BackingFileNotSupported):
+        check_disk(corpus_path("differencing_vhd"))
     with pytest.raises(PartitionBeyondDisk):  # what the probe finds rejects too
         check_disk(corpus_path("linux_cut_short"))
 

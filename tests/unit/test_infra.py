@@ -34,6 +34,7 @@ CODE_DIRS = [ROOT / "shared", ROOT / "functions"]
 LOCAL_ONLY = {
     "FAULT_KILL_CAPTURE_AT": "chaos testing: kills the worker at a capture step (tests/e2e)",
     "FAULT_TRANSIENT_CAPTURE_AT": "chaos testing: fails a capture step once (tests/e2e)",
+    "FAULT_KILL_CONVERSION_AT": "chaos testing: kills the worker at a conversion step (tests/e2e)",
     "AzureWebJobsStorage": "a connection string, local only: on Azure the identity-based "
     "AzureWebJobsStorage__accountName/__credential/__clientId replace it",
 }
