@@ -45,6 +45,7 @@ bench: deps system-deps
 	$(PY) -m bench.runner_overhead
 	$(PY) -m bench.uploads
 	$(PY) -m bench.captures
+	$(PY) -m bench.hashing
 	$(PY) -m bench.cli_upload
 
 bench-catalog: deps

@@ -85,7 +85,9 @@ class DiskHasher:
         self.window = window  # blocks read ahead at most (memory: window x 4 MiB)
         self.on_read = on_read
 
-    def _read(self, block: int, parts: list[tuple[int, int]]) -> tuple[bytearray, int]:
+    def _read(self, block: int, parts: list[tuple[int, int]]) -> tuple[bytearray, int, str]:
+        """Read a block's data ranges into a zeroed block and hash it (in a worker thread:
+        hashlib lets go of the GIL, so blocks are hashed on every core)."""
         base = block * BLOCK_SIZE
         buf = bytearray(block_length(block, self.data_size))
         read = 0
@@ -97,7 +99,7 @@ class DiskHasher:
             read += len(data)
         if self.on_read is not None:
             self.on_read(read)
-        return buf, read
+        return buf, read, hashlib.sha256(buf).hexdigest()
 
     def run(
         self,
@@ -122,7 +124,7 @@ class DiskHasher:
         last = time.monotonic()
         b = next_block
         with ThreadPoolExecutor(self.workers) as pool:
-            pending: deque[tuple[int, Future[tuple[bytearray, int]]]] = deque()
+            pending: deque[tuple[int, Future[tuple[bytearray, int, str]]]] = deque()
 
             def fill() -> None:
                 while len(pending) < self.window:
@@ -136,10 +138,9 @@ class DiskHasher:
                 while b < blocks:
                     if pending and pending[0][0] == b:
                         _, future = pending.popleft()
-                        buf, read = future.result()
+                        buf, read, digest = future.result()
                         fill()
                         bytes_read += read
-                        digest = hashlib.sha256(buf).hexdigest()
                         if stream is not None:
                             stream.update(buf)
                         all_digests[b] = since[b] = digest
