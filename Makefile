@@ -47,6 +47,7 @@ bench: deps system-deps
 	$(PY) -m bench.captures
 	$(PY) -m bench.hashing
 	$(PY) -m bench.cli_upload
+	$(PY) -m bench.conversion
 
 bench-catalog: deps
 	$(PY) -m bench.catalog

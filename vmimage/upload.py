@@ -282,12 +282,13 @@ def upload_converted(
     """
     from shared.adapters.page_copy import PageWriter, copy_extents
     from shared.domain.conversion import fixed_size
-    from shared.domain.formats import open_disk_image
+    from shared.domain.formats import open_disks
     from shared.domain.ranged import FileReader
     from shared.domain.vhd import FOOTER_SIZE, build_footer
 
     path = Path(path)
-    image = open_disk_image(FileReader(str(path)), path.name)
+    # One disk: a disk image, or an OVA of one disk (one of several goes as it is).
+    [(_, image)] = open_disks(FileReader(str(path)), path.name)
     size = fixed_size(image.virtual_size)
     meta = {k: v for k, v in (metadata or {}).items() if k.lower() != "uploadstate"}
     stats = UploadStats(size=size + FOOTER_SIZE)
