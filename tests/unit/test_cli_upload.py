@@ -221,3 +221,59 @@ def test_the_local_check_is_the_catalogs(corpus_path) -> None:
 def test_storage_defaults_to_the_local_emulator() -> None:
     service = up.blob_service(None, None)
     assert service.url.startswith("http://127.0.0.1:10000/devstoreaccount1")
+
+
+def qcow2_of(raw: Path) -> Path:
+    import subprocess
+
+    out = raw.with_suffix(".qcow2")
+    subprocess.run(
+        ["qemu-img", "convert", "-f", "raw", "-O", "qcow2", str(raw), str(out)],
+        check=True,
+        capture_output=True,
+    )
+    return out
+
+
+def test_a_disk_image_is_converted_on_the_way_data_pages_then_footer_then_complete(
+    tmp_path: Path,
+) -> None:
+    from shared.domain.vhd import parse_footer
+
+    noise = os.urandom(CHUNK)
+    size = 40 * MIB + 1000  # not a whole MiB: the VHD is 41 MiB
+    raw = sparse(tmp_path / "d.raw", size, {510: b"\x55\xaa", 3 * MIB: noise, size - 8: b"end"})
+    blob = FakeBlob()
+    order: list[int] = []
+    real = blob.upload_page
+
+    def recorded(data: bytes, offset: int, length: int) -> None:
+        real(data, offset, length)
+        with blob.lock:
+            order.append(offset)
+
+    blob.upload_page = recorded  # type: ignore[method-assign]
+    stats = up.upload_converted(blob, qcow2_of(raw), {"os": "Linux"}, workers=3)
+    create, metadata = blob.calls[0], blob.calls[-1]
+    assert create == ("create", (41 * MIB + 512, {"os": "Linux", "uploadstate": "uploading"}, {}))
+    assert metadata == ("metadata", {"os": "Linux", "uploadstate": "complete"})
+    assert order[-1] == 41 * MIB  # the footer, last
+    footer = parse_footer(blob.pages[41 * MIB])
+    assert (footer.current_size, footer.disk_type, footer.checksum_ok) == (41 * MIB, 2, True)
+    # Only the non-zero pages went: the MBR's, the noise, the end's.
+    disk = bytearray(41 * MIB)
+    for offset, data in blob.pages.items():
+        if offset < 41 * MIB:
+            disk[offset : offset + len(data)] = data
+    assert bytes(disk[:size]) == raw.read_bytes()
+    assert sum(len(d) for o, d in blob.pages.items() if o < 41 * MIB) == 512 + CHUNK + 512
+    assert stats.sent == 512 + CHUNK + 512 + 512 and stats.etag == '"0x8D-final"'
+
+
+def test_a_conversion_that_fails_deletes_its_blob(tmp_path: Path) -> None:
+    raw = sparse(tmp_path / "f.raw", 24 * MIB, {510: b"\x55\xaa", 8 * MIB: b"x" * 512})
+    blob = FakeBlob(fail_at=8 * MIB)
+    with pytest.raises(ConnectionError):
+        up.upload_converted(blob, qcow2_of(raw), {})
+    assert blob.calls[-1] == ("delete", None)
+    assert 24 * MIB not in blob.pages  # no footer: never a VHD
