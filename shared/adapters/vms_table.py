@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
@@ -45,13 +46,22 @@ def link_key(url: str) -> str:
     return f"{quoted[: _MAX_KEY - 32]}~{hashlib.sha256(raw.encode()).hexdigest()[:32]}"
 
 
+def _age(row: Any) -> timedelta:
+    """How long ago the row was written (a row from before rows had a time: long ago)."""
+    try:
+        return datetime.now(UTC) - datetime.fromisoformat(row["At"])
+    except (KeyError, TypeError, ValueError):
+        return timedelta.max
+
+
 def _etag(row: Any) -> dict[str, Any]:
     return {"etag": row.metadata["etag"], "match_condition": MatchConditions.IfNotModified}
 
 
 class VmInventory:
-    def __init__(self, table: TableClient) -> None:
+    def __init__(self, table: TableClient, grace: timedelta = timedelta(minutes=2)) -> None:
         self.table = table
+        self.grace = grace  # how long a disk row of a PUT under way holds off other VMs
 
     def get(self, service: str, name: str) -> VirtualMachine:
         try:
@@ -83,13 +93,17 @@ class VmInventory:
             return None
 
     def _take(self, vm: VirtualMachine, url: str) -> None:
-        """Record that `vm` names this disk; DiskInUse when another VM record names it."""
+        """Record that `vm` names this disk; DiskInUse when another VM record names it, or
+        another PUT is recording it right now (a row younger than `grace` whose VM does
+        not name the disk yet). A row of this VM's is rewritten under its ETag, so that a
+        concurrent PUT of the same VM giving the disk back can't delete it meanwhile."""
         me = {
             "PartitionKey": DISK + link_key(url),
             "RowKey": USER_ROW,
             "Service": vm.ServiceName.lower(),
             "Name": vm.Name.lower(),
             "Url": url,
+            "At": datetime.now(UTC).isoformat(),
         }
         for _ in range(10):
             try:
@@ -100,14 +114,19 @@ class VmInventory:
             row = self._user_row(url)
             if row is None:
                 continue
-            if (row["Service"], row["Name"]) == (me["Service"], me["Name"]):
-                return
-            if self.users_of(url):
-                raise DiskInUse(
-                    f"the disk {url} is named by the VM {row['Service']}/{row['Name']}; "
-                    "a disk belongs to one VM"
-                )
-            try:  # stale: take it over
+            mine = (row["Service"], row["Name"]) == (me["Service"], me["Name"])
+            if not mine:
+                holder = f"{row['Service']}/{row['Name']}"
+                if self.users_of(url):
+                    raise DiskInUse(
+                        f"the disk {url} is named by the VM {holder}; a disk belongs to one VM"
+                    )
+                if _age(row) < self.grace:
+                    raise DiskInUse(
+                        f"the disk {url} is being recorded for the VM {holder}; a disk "
+                        "belongs to one VM"
+                    )
+            try:  # ours: touched; stale: taken over
                 self.table.update_entity(me, mode=UpdateMode.REPLACE, **_etag(row))
                 return
             except (ResourceModifiedError, ResourceNotFoundError):
@@ -115,19 +134,23 @@ class VmInventory:
         raise RuntimeError(f"could not record the disk {url}: too much contention")
 
     def _give_back(self, service: str, name: str, urls: list[str]) -> None:
+        """Drop this VM's rows for disks its record no longer names (read row, then record,
+        then delete under the row's ETag: a PUT that names the disk again wins)."""
         for url in urls:
             row = self._user_row(url)
-            if row is not None and (row["Service"], row["Name"]) == (service.lower(), name.lower()):
-                with contextlib.suppress(ResourceModifiedError, ResourceNotFoundError):
-                    self.table.delete_entity(row["PartitionKey"], USER_ROW, **_etag(row))
+            if row is None or (row["Service"], row["Name"]) != (service.lower(), name.lower()):
+                continue
+            vm = self.find(service, name)
+            if vm is not None and link_key(url) in {link_key(u) for u in vm.disk_links}:
+                continue
+            with contextlib.suppress(ResourceModifiedError, ResourceNotFoundError):
+                self.table.delete_entity(row["PartitionKey"], USER_ROW, **_etag(row))
 
-    def put(self, vm: VirtualMachine) -> bool:
-        """Create or replace; True when it was created. DiskInUse when another VM record
-        names one of its disks."""
-        before = self.find(vm.ServiceName, vm.Name)
-        created = before is None
-        for url in vm.disk_links:
-            self._take(vm, url)
+    def _record(self, service: str, name: str, vm: VirtualMachine | None) -> None:
+        if vm is None:
+            with contextlib.suppress(ResourceNotFoundError):
+                self.table.delete_entity(service.lower(), name.lower())
+            return
         self.table.upsert_entity(
             {
                 "PartitionKey": vm.ServiceName.lower(),
@@ -137,11 +160,29 @@ class VmInventory:
             },
             mode=UpdateMode.REPLACE,
         )
+
+    def put(self, vm: VirtualMachine) -> bool:
+        """Create or replace; True when it was created. DiskInUse when another VM record
+        names one of its disks.
+
+        Rows first, then the record, then the rows again (recreating any a concurrent
+        PUT of this VM gave back meanwhile), then the rows of dropped disks given back.
+        """
+        before = self.find(vm.ServiceName, vm.Name)
+        for url in vm.disk_links:
+            self._take(vm, url)
+        self._record(vm.ServiceName, vm.Name, vm)
+        try:
+            for url in vm.disk_links:
+                self._take(vm, url)
+        except DiskInUse:  # another PUT took us for dead: our record must not name it
+            self._record(vm.ServiceName, vm.Name, before)
+            raise
         if before is not None:
             now = {link_key(u) for u in vm.disk_links}
             dropped = [u for u in before.disk_links if link_key(u) not in now]
             self._give_back(vm.ServiceName, vm.Name, dropped)
-        return created
+        return before is None
 
     def delete(self, service: str, name: str) -> None:
         vm = self.find(service, name)

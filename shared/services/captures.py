@@ -223,12 +223,16 @@ def _capture(request: CaptureRequest, op: Operation, deps: CaptureDeps) -> Opera
                 _drop_snapshots(_source(deps, url), op.OperationId, deps)
     if request.OSState != DiskState.SPECIALIZED:
         _delete_vm(request, deps)
-    image = deps.catalog.get(request.ImageName)
-    op = op.succeed(
-        ImageName=image.ImageName,
-        Step="Done",
-        Details={"ImageType": image.ImageType, "Disks": image.disk_blobs},
-    )
+    image = deps.catalog.find(request.ImageName)
+    if image is None or image.SourceOperation != op.OperationId:
+        # Published, then removed by its owner before this step: the capture did its work.
+        op = op.succeed(ImageName=request.ImageName, Step="Done", Details={"Removed": True})
+    else:
+        op = op.succeed(
+            ImageName=image.ImageName,
+            Step="Done",
+            Details={"ImageType": image.ImageType, "Disks": image.disk_blobs},
+        )
     deps.operations.save(op)
     return op
 

@@ -151,11 +151,6 @@ def test_a_twin_delivery_that_arrives_late_never_turns_a_success_into_a_failure(
     assert final.Status == "Succeeded", final.Error
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="VmInventory._take takes an in-flight PUT's disk row for a stale one: both records "
-    "name the disk, and a capture of the later one deletes it under the other",
-)
 def test_two_vm_records_put_at_the_same_time_cannot_both_name_one_disk(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -216,11 +211,6 @@ def test_removing_a_captured_image_but_keeping_its_vhd_leaves_the_doctor_clean(
     assert _doctor(world) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_capture ends with catalog.get: ImageNotFound fails the finished capture and "
-    "_discard_copies deletes the VHD the removal kept",
-)
 def test_an_image_removed_while_its_capture_finishes_keeps_the_vhd_it_was_told_to_keep(
     world: World,
 ) -> None:
@@ -257,11 +247,6 @@ def test_an_operation_id_of_another_kind_is_not_taken_for_a_capture(world: World
     assert sent == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="VmInventory.put gives back the disks its earlier read dropped, even when a later "
-    "PUT of the same VM names them again: that VM's disk is left without its row",
-)
 def test_two_puts_of_one_vm_leave_every_disk_it_names_with_its_row(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
