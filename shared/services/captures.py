@@ -20,6 +20,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -69,6 +70,7 @@ from shared.telemetry import log_event
 log = logging.getLogger(__name__)
 GIB = 1024**3
 TAG = "captureop"
+RESEND_AFTER = timedelta(minutes=5)  # a queued capture nobody has touched for this long
 
 
 class DiskBlobNotFound(NotFound):
@@ -585,7 +587,10 @@ def submit_capture(
     if existing is None or existing.RequestFingerprint != request.fingerprint:
         _check_now(request, op_id, deps)
     op = start_operation(request, op_id, deps.operations)
-    if not op.final:
+    # A repeat is answered with the operation, not sent again (twin deliveries only race
+    # each other), unless the first message looks lost: nothing has moved for a while.
+    lost = not op.final and utcnow() - op.UpdatedTime > RESEND_AFTER
+    if existing is None or lost:
         send({**request.model_dump(mode="json", exclude_none=True), "OperationId": op_id})
     return op
 

@@ -344,3 +344,21 @@ def test_two_vm_records_cannot_name_one_disk(world: World) -> None:
     world.deps.vms.delete("svc", "first")  # once the first is gone, the disk is free
     world.deps.vms.put(second)
     assert world.deps.vms.users_of(link) == [("svc", "second")]
+
+
+def test_a_repeated_post_is_not_sent_again_unless_its_message_looks_lost(world: World) -> None:
+    from datetime import timedelta
+
+    from shared.services.captures import RESEND_AFTER, submit_capture
+
+    world.vm("once", data_disks=0)
+    doc = {"ServiceName": "svc", "Name": "once", "ImageName": "once-img", "OperationId": "o-1"}
+    sent: list[object] = []
+    submit_capture(doc, world.deps, sent.append)
+    submit_capture(doc, world.deps, sent.append)  # a repeat: the same operation, no twin
+    assert len(sent) == 1
+    op = world.deps.operations.get("o-1")
+    stale = op.UpdatedTime - RESEND_AFTER - timedelta(seconds=1)
+    world.deps.operations.save(op.model_copy(update={"UpdatedTime": stale}))
+    submit_capture(doc, world.deps, sent.append)  # nothing moved for a while: sent again
+    assert len(sent) == 2
