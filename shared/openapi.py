@@ -40,7 +40,7 @@ from shared.domain.vms import NAME as VM_NAME
 from shared.domain.vms import VirtualMachine, VmBody
 from shared.services.catalog import MAX_TOP
 from shared.services.recent_lists import DEFAULT_TOP as RECENT_TOP
-from shared.services.upload_tickets import VHD_BLOB_NAME, UploadTicket, UploadTicketRequest
+from shared.services.upload_tickets import DISK_BLOB_NAME, UploadTicket, UploadTicketRequest
 
 TITLE = "VM image catalog"
 VERSION = "1.0.0"
@@ -163,7 +163,7 @@ NAME_PATTERNS: dict[tuple[str, str], tuple[str, int]] = {
     ("CaptureRequest", "OperationId"): (OPERATION_ID.pattern, 64),
     ("VmOSDisk", "MediaLink"): (BLOB_URL, 2048),
     ("VmDataDisk", "MediaLink"): (BLOB_URL, 2048),
-    ("UploadTicketRequest", "BlobName"): (VHD_BLOB_NAME, 255),
+    ("UploadTicketRequest", "BlobName"): (DISK_BLOB_NAME, 255),
     ("UploadTicketRequest", "ImageName"): (IMAGE_NAME.pattern, 256),
 }
 

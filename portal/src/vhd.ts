@@ -1,6 +1,7 @@
-// Check a disk file in the page before a byte is sent: the catalog takes fixed VHDs
-// (a 512-byte footer starting "conectix" at the end of the file). Only the head and
-// the footer are read, never the whole file.
+// Check a disk file in the page before a byte is sent. A fixed VHD (a 512-byte footer
+// starting "conectix" at the end of the file) is sent as a page blob and registered as
+// it is; the disk images the catalog converts (dynamic VHD, VHDX, qcow2, VMDK, OVA, raw)
+// are sent as they are, as block blobs. Only the head and the footer are read.
 
 const MiB = 1024 * 1024;
 
@@ -8,6 +9,18 @@ export interface VhdCheck {
   ok: boolean;
   message: string;
   virtualSize?: number;
+  convert?: string; // a format the catalog converts: upload the file as a block blob
+}
+
+/** What the catalog converts, by what the head of the file says it is. */
+function convertible(head: Uint8Array, size: number): string | null {
+  if (ascii(head, 0, 8) === "vhdxfile") return "VHDX";
+  if (ascii(head, 0, 4) === "QFI\xfb") return "qcow2";
+  if (ascii(head, 0, 4) === "KDMV") return "VMDK";
+  if (ascii(head, 257, 5) === "ustar") return "OVA";
+  if (ascii(head, 0, 8) === "conectix") return "dynamic VHD";
+  if (size % 512 === 0 && (ascii(head, 512, 8) === "EFI PART" || (head[510] === 0x55 && head[511] === 0xaa))) return "raw disk";
+  return null;
 }
 
 const ascii = (b: Uint8Array, from: number, len: number): string =>
@@ -25,6 +38,15 @@ function otherFormat(head: Uint8Array): string | null {
   if (ascii(head, 0, 3) === "BZh" || ascii(head, 0, 6) === "\xfd7zXZ\x00") return "a compressed archive";
   if (ascii(head, 0, 8) === "conectix") return "a dynamic or differencing VHD";
   return null;
+}
+
+export async function checkDisk(file: File): Promise<VhdCheck> {
+  const fixed = await checkVhd(file);
+  if (fixed.ok) return fixed;
+  const head = new Uint8Array(await file.slice(0, 1024).arrayBuffer());
+  const format = convertible(head, file.size);
+  if (!format || / VHD footer's checksum| cut short/.test(fixed.message)) return fixed;
+  return { ok: true, convert: format, message: `A ${format}: the catalog converts it to a fixed VHD.` };
 }
 
 export async function checkVhd(file: File): Promise<VhdCheck> {

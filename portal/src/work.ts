@@ -7,10 +7,12 @@ import { probeView } from "./catalog";
 import { bytes, fields, h, link, replace, status, table, when } from "./dom";
 import type { Ctx } from "./ui";
 import { errorBox, heading, notice, pager, poll } from "./ui";
-import { uploadPageBlob } from "./upload";
-import { checkVhd } from "./vhd";
+import { uploadBlockBlob, uploadPageBlob } from "./upload";
+import { checkDisk } from "./vhd";
 
 const PRINTABLE_ASCII = /^[\x20-\x7e]*$/;
+// The names the drop zone takes (any letter case); the format comes from the bytes.
+const EXTENSIONS = [".vhd", ".vhdx", ".qcow2", ".vmdk", ".ova", ".img", ".raw"];
 
 function uploadRow(u: Upload): HTMLElement[] | (string | HTMLElement)[] {
   return [
@@ -52,9 +54,9 @@ export function uploadView(u: Upload): HTMLElement {
 
 export async function uploadsPage(ctx: Ctx): Promise<void> {
   const out = notice();
-  const file = h("input", { id: "u-file", type: "file", accept: ".vhd", required: true });
-  const blob = h("input", { id: "u-blob", required: true, pattern: "[A-Za-z0-9][A-Za-z0-9._\\-]*\\.vhd", autocomplete: "off" });
-  const image = h("input", { id: "u-image", autocomplete: "off", placeholder: "the blob name without .vhd" });
+  const file = h("input", { id: "u-file", type: "file", accept: EXTENSIONS.join(","), required: true });
+  const blob = h("input", { id: "u-blob", required: true, pattern: `[A-Za-z0-9][A-Za-z0-9._\\-]*\\.(${EXTENSIONS.map((e) => e.slice(1)).join("|")})`, autocomplete: "off" });
+  const image = h("input", { id: "u-image", autocomplete: "off", placeholder: "the blob name without its extension" });
   const label = h("input", { id: "u-label", autocomplete: "off" });
   const family = h("input", { id: "u-family", autocomplete: "off" });
   const os = h("select", { id: "u-os" }, h("option", { value: "" }, "Detect"), h("option", null, "Linux"), h("option", null, "Windows"));
@@ -67,8 +69,8 @@ export async function uploadsPage(ctx: Ctx): Promise<void> {
     "form",
     { class: "stack", "aria-labelledby": "s-upload" },
     h("h2", { id: "s-upload" }, "Upload a disk"),
-    h("p", { class: "muted" }, "A fixed VHD goes straight from this browser to the storage account as a page blob (pages of zeros are not sent), then the catalog examines it."),
-    h("label", { for: "u-file" }, "Disk file (.vhd)"),
+    h("p", { class: "muted" }, "The disk goes straight from this browser to the storage account: a fixed VHD as a page blob (pages of zeros are not sent); a dynamic VHD, VHDX, qcow2, VMDK, OVA or raw disk as it is, which the catalog converts. Then the catalog examines it."),
+    h("label", { for: "u-file" }, "Disk file"),
     file,
     h("label", { for: "u-blob" }, "Blob name"),
     blob,
@@ -110,12 +112,13 @@ export async function uploadsPage(ctx: Ctx): Promise<void> {
     }
     send.disabled = true;
     try {
-      const check = await checkVhd(f);
-      if (!check.ok) throw new ApiError("NotAFixedVhd", check.message, 400);
+      const check = await checkDisk(f);
+      if (!check.ok) throw new ApiError("NotADiskImage", check.message, 400);
       const ticket = await api<UploadTicket>("POST", "/api/uploads", { BlobName: blob.value.trim(), ImageName: meta.imagename ?? null });
       bar.hidden = false;
       const started = performance.now();
-      await uploadPageBlob(f, ticket, meta, (p) => {
+      const upload = check.convert ? uploadBlockBlob : uploadPageBlob;
+      await upload(f, ticket, meta, (p) => {
         bar.value = p.covered / p.total;
         const secs = (performance.now() - started) / 1000;
         barText.textContent = `${Math.round((100 * p.covered) / p.total)} % of ${bytes(p.total)} covered, ${bytes(p.sent)} sent (${bytes(p.sent / Math.max(secs, 0.001))}/s)`;

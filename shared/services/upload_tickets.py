@@ -20,7 +20,7 @@ from shared.adapters.catalog_table import ImageCatalog
 from shared.adapters.sas import SasSigner
 from shared.domain.errors import Conflict, InvalidParameter
 from shared.domain.images import ImageNameTaken, image_name_from_blob, validate_image_name
-from shared.domain.uploads import UploadKind, upload_kind
+from shared.domain.uploads import DISK_EXTENSIONS, UploadKind, upload_kind
 
 LIFETIME = timedelta(minutes=15)
 PERMISSIONS = "cw"
@@ -29,8 +29,13 @@ PAGE_BYTES = 4 * 1024 * 1024
 # One blob at the top of the drop zone: no folders (those are VM image disks, which
 # a manifest registers), nothing a URL would have to escape.
 BLOB_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}")
-# The same for a .vhd, as the OpenAPI document states it.
-VHD_BLOB_NAME = r"[A-Za-z0-9][A-Za-z0-9._-]{0,250}\.[Vv][Hh][Dd]"
+# The same with a disk's extension, as the OpenAPI document states it (with maxLength 255).
+DISK_BLOB_NAME = r"[A-Za-z0-9][A-Za-z0-9._-]*\.(?:{})".format(
+    "|".join(
+        "".join(f"[{c.upper()}{c}]" if c.isalpha() else c for c in ext[1:])
+        for ext in DISK_EXTENSIONS
+    )
+)
 
 
 class UploadExists(Conflict):
@@ -42,7 +47,8 @@ class UploadTicketRequest(BaseModel):
 
     BlobName: str = Field(min_length=1, max_length=255, json_schema_extra={"examples": ["d.vhd"]})
     ImageName: str | None = Field(
-        default=None, description="The image to register (default: the blob name without .vhd)."
+        default=None,
+        description="The image to register (default: the blob name without its extension).",
     )
 
 
@@ -60,7 +66,7 @@ def check_blob_name(name: str) -> str:
     if not BLOB_NAME.fullmatch(name) or upload_kind(name) != UploadKind.DISK:
         raise InvalidParameter(
             f"'{name[:80]}' can't be uploaded here: name the blob like 'my-disk.vhd' "
-            "(letters, digits, '.', '-', '_', ending in .vhd)"
+            f"(letters, digits, '.', '-', '_', ending in {', '.join(DISK_EXTENSIONS)})"
         )
     return name
 

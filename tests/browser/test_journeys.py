@@ -6,6 +6,7 @@ page (and see a rejected one), capture a VM and watch it, edit and remove an ima
 from __future__ import annotations
 
 import re
+import subprocess
 import time
 import uuid
 from urllib.parse import parse_qs, quote, urlsplit
@@ -87,7 +88,7 @@ def test_all_images_filters_and_pages_on_the_server(
 
 def _upload(page: Page, path, blob: str, **fields: str) -> None:  # type: ignore[no-untyped-def]
     page.goto("/#/uploads")
-    page.get_by_label("Disk file (.vhd)").set_input_files(str(path))
+    page.get_by_label("Disk file", exact=True).set_input_files(str(path))
     page.get_by_label("Blob name").fill(blob)
     for label, value in fields.items():
         page.get_by_label(label).fill(value)
@@ -163,15 +164,33 @@ def test_a_disk_the_catalog_rejects_shows_its_code_and_message(
     # Only the last page went: the one that holds the footer; the rest is zeros.
     pages = [u for _, u in watch.requests if blob in u and "comp=page" in u]
     assert len(pages) == 1, "pages of zeros were sent"
-    # A dynamic VHD is refused in the page, before anything is asked of the catalog.
+    # What the catalog can't take (a VDI) is refused in the page, before anything is sent.
     before = len(watch.requests)
-    _upload(page, disk(corpus, "dynamic_vhd"), f"dyn-{uuid.uuid4().hex[:8]}.vhd")
-    expect(page.get_by_role("alert")).to_contain_text(
-        "NotAFixedVhd: This is a dynamic or differencing VHD"
-    )
+    _upload(page, disk(corpus, "vdi"), f"vdi-{uuid.uuid4().hex[:8]}.img")
+    expect(page.get_by_role("alert")).to_contain_text("NotADiskImage: This is a VDI disk")
     assert not [u for m, u in watch.requests[before:] if m in ("POST", "PUT")]
-    _upload(page, disk(corpus, "qcow2"), f"q-{uuid.uuid4().hex[:8]}.vhd")
-    expect(page.get_by_role("alert")).to_contain_text("qcow2")
+
+
+def test_a_qcow2_is_sent_as_it_is_and_converted(
+    page: Page, catalog_app: AppHost, function_key: str, corpus: Corpus, watch: Watch, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    qcow2 = tmp_path / "ubuntu.qcow2"
+    vhd = disk(corpus, "linux_ext4_mbr")
+    subprocess.run(
+        ["qemu-img", "convert", "-q", "-f", "vpc", "-O", "qcow2", str(vhd), str(qcow2)], check=True
+    )
+    page.goto("/")
+    page.evaluate(f"k => sessionStorage.setItem('{KEY_STORAGE}', k)", function_key)
+    blob = f"qcow-{uuid.uuid4().hex[:8]}.qcow2"
+    _upload(page, qcow2, blob, **{"Label (optional)": "Converted in the catalog"})
+    expect(page.locator(".outcome .status")).to_have_text("Registered", timeout=120_000)
+    outcome = page.locator(".outcome")
+    expect(outcome).to_contain_text("qcow2")  # converted from
+    expect(outcome).to_contain_text("Ubuntu 22.04")
+    # As it is: blocks of the file, then the block list with the metadata; no page writes.
+    sent = [u for m, u in watch.requests if m == "PUT" and blob in u]
+    assert any("comp=block&" in u for u in sent) and "comp=blocklist" in sent[-1]
+    assert not any("comp=page" in u for u in sent)
 
 
 def test_capture_a_vm_and_watch_it_finish(
