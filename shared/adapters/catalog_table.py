@@ -60,6 +60,7 @@ from urllib.parse import quote
 
 from azure.core import MatchConditions
 from azure.core.exceptions import (
+    AzureError,
     ResourceExistsError,
     ResourceModifiedError,
     ResourceNotFoundError,
@@ -433,7 +434,17 @@ class ImageCatalog:
         (or when it was written before lifecycle fields existed)."""
         if not _pending(row) and row.get("Lifecycle"):
             return FamilySummary.from_entity(row)
-        return summarize(row["Family"], self._members(row), self.clock())
+        summary = summarize(row["Family"], self._members(row), self.clock())
+        if not _pending(row) and summary.count:
+            self._upgrade(row, summary)
+        return summary
+
+    def _upgrade(self, row: Any, summary: FamilySummary) -> None:
+        """Write back a summary from before lifecycle fields, recomputed, so the next reader
+        has point reads again: step 4 without a token, under the ETag of the row read (a
+        writer that marked the family since makes it fail, and its own step 4 wins)."""
+        with contextlib.suppress(AzureError):
+            self.table.update_entity(summary.to_entity(), mode=UpdateMode.REPLACE, **_etag(row))
 
     def _members(self, row: Any) -> list[Image]:
         """The family's images from its partition, pending changes decided by image rows."""

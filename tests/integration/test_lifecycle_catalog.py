@@ -17,7 +17,13 @@ from typing import Any
 import pytest
 from azure.data.tables import TableServiceClient
 
-from shared.adapters.catalog_table import FAMILIES, ImageCatalog, copy_row, family_key
+from shared.adapters.catalog_table import (
+    FAMILIES,
+    ImageCatalog,
+    copy_row,
+    family_key,
+    summarize,
+)
 from shared.domain.images import Image
 from shared.domain.lifecycle import ALL, eligible, state_counts
 from tests.integration.test_catalog_table import Killed, pending_tokens
@@ -164,8 +170,23 @@ def test_a_summary_from_before_lifecycle_fields_still_answers(catalog: ImageCata
     catalog.table.upsert_entity(row)
     assert latest(catalog) == "a"
     assert_latest_right(catalog, "F")
-    catalog.update("a", {"Label": "relabelled"})  # the next write brings it up to date
+    # The first reader of the families list brings it up to date: point reads from then on.
+    catalog.families()
     assert json.loads(catalog.table.get_entity(FAMILIES, family_key("F"))["Lifecycle"])
+    assert latest(catalog) == "a" and pending_tokens(catalog) == 0
+
+
+def test_an_old_summary_is_not_upgraded_over_a_change_under_way(catalog: ImageCatalog) -> None:
+    catalog.add(image("a", 1))
+    row = dict(catalog.table.get_entity(FAMILIES, family_key("F")))
+    del row["Lifecycle"]
+    catalog.table.upsert_entity(row)
+    stale = catalog.table.get_entity(FAMILIES, family_key("F"))
+    before = summarize("F", [catalog.get("a")])  # what the reader recomputed
+    catalog.add(image("b", 2))  # a writer changes the family after the reader's read
+    catalog._upgrade(stale, before)  # the reader's write loses: ETag
+    assert catalog.summary("F").count == 2
+    assert latest(catalog) == "b"
 
 
 # -- crashes between the writes of a lifecycle change -----------------------------------
