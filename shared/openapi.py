@@ -862,6 +862,28 @@ OPERATIONS: list[Operation] = [
         secured=True,
         tag="meta",
     ),
+    Operation(
+        "post",
+        "/api/admin/hashes",
+        "requestMissingHashes",
+        "Send a content hash job for every image that has disks of ours but no content hash "
+        "and no job under way (images registered before content hashes, or a job that failed)",
+        {
+            202: Response(
+                "How many images lack a hash, and how many jobs were sent.",
+                {
+                    "type": "object",
+                    "required": ["ImagesWithoutHash", "Requested"],
+                    "properties": {
+                        "ImagesWithoutHash": {"type": "integer", "minimum": 0},
+                        "Requested": {"type": "integer", "minimum": 0},
+                    },
+                },
+            ),
+        },
+        secured=True,
+        tag="meta",
+    ),
 ]
 
 

@@ -35,7 +35,7 @@ from typing import Any
 from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.blob import BlobServiceClient
 
-from shared.adapters.catalog_table import ImageCatalog, Page
+from shared.adapters.catalog_table import ImageCatalog, Page, from_entity
 from shared.adapters.disk_hashing import Checkpoint, DiskHasher, data_size_of
 from shared.adapters.hash_store import HashStore, JobConflict, blob_prefix
 from shared.domain.content_hash import (
@@ -401,6 +401,28 @@ def _drop_job(store: HashStore, name: str, created: datetime) -> None:
     if job is not None and job.Created == created:
         store.delete_job(name)
     store.delete_blobs(blob_prefix(name, created))
+
+
+def request_missing(
+    catalog: ImageCatalog, store: HashStore, send: Callable[[dict[str, Any], float], None]
+) -> dict[str, int]:
+    """Send a hash job for every image with disks of ours and no content hash, whose job
+    is not under way (images registered before content hashes, or whose job failed:
+    it starts over). Reads the whole catalog: for operators, not a request path."""
+    checked = requested = 0
+    for row in catalog.image_rows():
+        image = from_entity(row)
+        if not list(disks_of(image)) or hashed(image):
+            continue
+        checked += 1
+        job, _ = store.job(image.ImageName)
+        if job is not None and job.Created == image.CreatedTime:
+            if job.Status != HashJobStatus.FAILED:
+                continue  # queued or running: its messages carry it on
+            store.delete_job(image.ImageName)
+        send(*hash_request(image, committed=True))
+        requested += 1
+    return {"ImagesWithoutHash": checked, "Requested": requested}
 
 
 def progress(store: HashStore, image: Image) -> dict[str, Any] | None:

@@ -29,9 +29,11 @@ from shared.domain.images import Image
 from shared.domain.vhd import build_footer
 from shared.services.content_hashes import (
     HashDeps,
+    _new_job,
     by_content,
     hash_request,
     progress,
+    request_missing,
     run_hash_job,
     unindex,
 )
@@ -336,3 +338,32 @@ def test_os_urandom_disk_hash_matches_hashlib(world: World, tmp_path: Path) -> N
     image = world.register("dense", disk)
     world.run(image)
     assert world.catalog.get("dense").ContentHash == hashlib.sha256(data).hexdigest()
+
+
+def test_images_registered_before_content_hashes_get_them_on_request(
+    world: World, local_disk: Path
+) -> None:
+    """POST /api/admin/hashes: a job for each image with no hash and none under way."""
+    world.register("old", world.disk(local_disk))  # this catalog announces nothing
+    sent: list[tuple[dict[str, Any], float]] = []
+    counts = request_missing(world.catalog, world.store, lambda d, s: sent.append((d, s)))
+    assert counts == {"ImagesWithoutHash": 1, "Requested": 1}
+    assert sent[0][0]["ImageName"] == "old"
+    assert run_hash_job(sent[0][0], world.deps()) == "done"
+    assert world.catalog.get("old").ContentHash == sha256sum_of_data_area(local_disk)
+    assert request_missing(world.catalog, world.store, lambda d, s: sent.append((d, s))) == {
+        "ImagesWithoutHash": 0,
+        "Requested": 0,
+    }
+    # A job that failed (its disk was gone for a while) starts over when asked.
+    image = world.register("failed", world.disk(local_disk))
+    job, etag = _new_job(world.deps(), image, None)
+    job.Status, job.Error = HashJobStatus.FAILED, "the disk was gone"
+    world.store.save_job(job, etag)
+    assert run_hash_job(hash_request(image, True)[0], world.deps()).startswith("failed")
+    sent.clear()
+    assert (
+        request_missing(world.catalog, world.store, lambda d, s: sent.append((d, s)))["Requested"]
+        == 1
+    )
+    assert run_hash_job(sent[0][0], world.deps()) == "done"
