@@ -151,6 +151,8 @@ def _run(deps: HashDeps, image: Image) -> str:
     now = deps.clock()
     alive = job.Heartbeat is not None and now - job.Heartbeat < deps.stale_after
     if job.Status == HashJobStatus.RUNNING and job.Owner != deps.worker and alive:
+        # Look again once it would be stale: if its worker died, this takes it on.
+        deps.send({"ImageName": name, "Created": iso(created)}, deps.stale_after.total_seconds())
         return "running elsewhere"
     job.Status, job.Owner, job.Heartbeat, job.Updated = HashJobStatus.RUNNING, deps.worker, now, now
     job.Started = job.Started or now
@@ -166,6 +168,9 @@ def _run(deps: HashDeps, image: Image) -> str:
             deps.store.save_job(job, etag)
             return "failed: a disk is gone"
         if not finished:
+            # Let go of it: the next message may reach another instance, which takes it on.
+            job.Owner, job.Heartbeat = None, None
+            etag = deps.store.save_job(job, etag)
             deps.send({"ImageName": name, "Created": iso(created)}, 0.0)
             return f"continues at {disk.Role} block {disk.NextBlock}"
     _publish(deps, job)

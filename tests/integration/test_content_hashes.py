@@ -205,7 +205,11 @@ def test_a_job_killed_mid_disk_resumes_from_its_checkpoint(world: World, local_d
 
 def test_a_job_goes_on_in_slices_one_message_each(world: World, local_disk: Path) -> None:
     image = world.register("sliced", world.disk(local_disk))
-    outcomes = world.run(image, world.deps(slice_seconds=0))
+    world.sent.append(hash_request(image, committed=True))
+    outcomes = []
+    while world.sent:  # each message to another instance (another worker id)
+        doc, _ = world.sent.pop(0)
+        outcomes.append(run_hash_job(doc, world.deps(slice_seconds=0)))
     assert outcomes[-1] == "done" and len(outcomes) > 3
     assert all(o.startswith("continues at os block") for o in outcomes[:-1])
     assert world.catalog.get("sliced").ContentHash == sha256sum_of_data_area(local_disk)
@@ -367,3 +371,17 @@ def test_images_registered_before_content_hashes_get_them_on_request(
         == 1
     )
     assert run_hash_job(sent[0][0], world.deps()) == "done"
+
+
+def test_a_job_another_worker_holds_is_looked_at_again_once_it_would_be_stale(
+    world: World, local_disk: Path
+) -> None:
+    image = world.register("held", world.disk(local_disk))
+    job, etag = _new_job(world.deps(), image, None)
+    job.Status, job.Owner, job.Heartbeat = HashJobStatus.RUNNING, "elsewhere", datetime.now(UTC)
+    world.store.save_job(job, etag)
+    request = hash_request(image, True)[0]
+    assert run_hash_job(request, world.deps()) == "running elsewhere"
+    assert world.sent == [(request, 90.0)]  # in case that worker died
+    world.sent.clear()
+    assert run_hash_job(request, world.deps(stale_after=timedelta(0))) == "done"
