@@ -41,7 +41,7 @@ KEY_STORAGE = "vmimage.functionKey"
 SCREENSHOTS = os.environ.get("PORTAL_SCREENSHOTS")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")  # Playwright's sync API holds an event loop in this thread
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
     if not Path(CHROMIUM).exists() and not shutil.which(CHROMIUM):
         pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium package")

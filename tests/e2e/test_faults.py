@@ -214,20 +214,20 @@ def test_kill_9_and_a_storage_outage_lose_nothing_and_do_everything_once(rig: Ri
     _until("every upload to be judged", all_uploads_judged)
     _until("every capture to finish", all_captures_final)
     for b in blobs:
-        outcome = requests.get(rig.url(f"/api/uploads/{b}"), timeout=30).json()
+        outcome = requests.get(rig.url(f"/api/uploads/{b}"), timeout=120).json()
         assert outcome["Status"] == "Registered", outcome
-        image = requests.get(rig.url(f"/api/images/{outcome['ImageName']}"), timeout=30).json()
+        image = requests.get(rig.url(f"/api/images/{outcome['ImageName']}"), timeout=120).json()
         assert image["SourceUpload"].startswith(f"{uploads}/{b}@"), image
     for op_id, request in captures.items():
-        op = requests.get(rig.url(f"/api/operations/{op_id}"), timeout=30).json()
+        op = requests.get(rig.url(f"/api/operations/{op_id}"), timeout=120).json()
         assert op["Status"] == "Succeeded", op
-        image = requests.get(rig.url(f"/api/images/{request['ImageName']}"), timeout=30).json()
+        image = requests.get(rig.url(f"/api/images/{request['ImageName']}"), timeout=120).json()
         assert image["SourceOperation"] == op_id and len(image["DataDiskConfigurations"]) == (
             1 if "OSState" in request else 0
         )
-        vm = requests.get(rig.url(f"/api/vms/faults/{request['Name']}"), timeout=30)
+        vm = requests.get(rig.url(f"/api/vms/faults/{request['Name']}"), timeout=120)
         assert vm.status_code == (200 if "OSState" in request else 404)
-    families = requests.get(rig.url("/api/families"), timeout=30).json()["Families"]
+    families = requests.get(rig.url("/api/families"), timeout=120).json()["Families"]
     counts = {f["ImageFamily"]: f["ImageCount"] for f in families}
     assert [counts.get(f"Faults {k}") for k in range(3)] == [UPLOADS // 3] * 3
 

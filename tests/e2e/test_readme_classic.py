@@ -55,20 +55,27 @@ def checkout(
     """A folder like the checkout while `make run` runs: the app on PORT and PORT+1."""
     folder = tmp_path_factory.mktemp("checkout")
     local = folder / ".local"
-    port = neighbouring_ports()
     log = open(folder / "host.log", "wb")  # noqa: SIM115
-    app = AppHost(
-        azurite_connection,
-        port=port,
-        https_port=port + 1,
-        keys_file=local / "funckeys.json",
-        tls_dir=local / "tls",
-        stdout=log,
-        extra_env={"AzureFunctionsWebHost__hostid": f"readme-{uuid.uuid4().hex[:8]}"},
-    )
     (folder / ".venv").symlink_to(sys.prefix)  # the venv the tests run in
+    for attempt in range(3):  # a free pair of ports can be taken before the host binds it
+        port = neighbouring_ports()
+        app = AppHost(
+            azurite_connection,
+            port=port,
+            https_port=port + 1,
+            keys_file=local / "funckeys.json",
+            tls_dir=local / "tls",
+            stdout=log,
+            extra_env={"AzureFunctionsWebHost__hostid": f"readme-{uuid.uuid4().hex[:8]}"},
+        )
+        try:
+            app.start(wait_path="/api/health")
+            break
+        except RuntimeError:
+            app.stop()
+            if attempt == 2:
+                raise
     try:
-        app.start(wait_path="/api/health")
         yield folder, port
     finally:
         app.stop()
