@@ -8,7 +8,7 @@ import signal
 import socket
 import subprocess
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -20,9 +20,18 @@ HOST = "127.0.0.1"
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
+    return free_ports(1)[0]
+
+
+def free_ports(n: int) -> list[int]:
+    """`n` distinct free ports: all held open while they are chosen, so no two are the same."""
+    with contextlib.ExitStack() as stack:
+        ports = []
+        for _ in range(n):
+            s = stack.enter_context(socket.socket())
+            s.bind((HOST, 0))
+            ports.append(s.getsockname()[1])
+        return ports
 
 
 def port_open(port: int) -> bool:
@@ -44,12 +53,20 @@ def connection_string(blob: int, queue: int, table: int) -> str:
 class Azurite:
     """One Azurite process with its three services on loopback."""
 
-    blob_port: int = field(default_factory=free_port)
-    queue_port: int = field(default_factory=free_port)
-    table_port: int = field(default_factory=free_port)
+    blob_port: int = 0  # 0: a free port, distinct from the other two
+    queue_port: int = 0
+    table_port: int = 0
     location: Path | None = None  # None: in memory
     log_file: Path | None = None
     process: subprocess.Popen[bytes] | None = None
+
+    def __post_init__(self) -> None:
+        spare = iter(free_ports(3))
+        taken = {self.blob_port, self.queue_port, self.table_port}
+        for name in ("blob_port", "queue_port", "table_port"):
+            if getattr(self, name) == 0:
+                port = next(p for p in spare if p not in taken)
+                setattr(self, name, port)
 
     @property
     def connection_string(self) -> str:
