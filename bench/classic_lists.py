@@ -1,23 +1,29 @@
-"""Classic List OS Images / List VM Images at scale: made a page at a time vs all at once.
+"""Classic List OS Images / List VM Images at scale: the product against a whole document.
 
 `python -m bench.classic_lists [--sizes 1000,10000,100000]` starts a private
 Azurite and the product's app, grows ONE images table through the sizes with
-bench/catalog.py's loader, and per size measures List OS Images plus List VM
-Images (every image, as classic clients always ask) three ways:
+bench/catalog.py's loader, and per size lists every image (List OS Images plus
+List VM Images, as classic clients always ask) these ways:
 
-- the product, in process: `iter_images_of_kind` (a page of 1000 rows at a
-  time) through `images_xml_chunks` (an element at a time), joined into the
-  body, as the function does;
-- the old way, in process: every image read into a list first, then one
-  ElementTree document of them all, serialized at the end;
-- end to end: `GET /{subscription}/services/images` and `.../vmimages` through
-  the running app over HTTP with the host key (time to first byte of the
-  answer and total), and the app's resident memory afterwards.
+- **product, in process**: `list_os_images_body` / `list_vm_images_body`: the rows of
+  one kind through ONE query (pages of 1000 following its continuation tokens), only
+  the listed columns, written as text a few hundred images a piece, joined once;
+- **naive, in process**: the whole table read (`list_entities`, a full scan) for each
+  list, every image of the kind validated into an `Image`, one ElementTree document;
+- **page at a time (before)**: a new query per page of 1000 (`ImageCatalog.page`),
+  an `Image` and an element per image (sizes up to `--paged-upto` only: each page is
+  a query that Azurite answers by scanning the whole table);
+- **table read only**: the product's two queries, rows counted and dropped (what
+  Azurite alone allows), with the time of each page of 1000;
+- **serializer only**: the product's writer over rows already in memory (no storage);
+- **end to end**: `GET /{subscription}/services/images` and `.../vmimages` through the
+  running app over HTTP with the host key (time to first byte and total), and the
+  app's peak resident memory so far (VmHWM).
 
-Time to first byte in process is when the first piece of the body exists; peak
-memory is tracemalloc's peak over a separate run of each way (Python
-allocations only: the table client's buffers included, the process baseline
-not). Results go to bench/results/classic_lists.json and a Markdown table.
+Time to first byte in process is when the first piece holding an image exists;
+peak memory is tracemalloc's peak over a separate run of each way (Python
+allocations only, the table client's buffers included). Results go to
+bench/results/classic_lists.json and a Markdown table.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from __future__ import annotations
 import argparse
 import gc
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -36,17 +43,17 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from azure.data.tables import TableServiceClient
+from azure.data.tables import TableClient, TableServiceClient
 
-from bench.catalog import CatalogModel, Loader, grow, rss_mib
+from bench.catalog import CatalogModel, Loader, grow
 from bench.common import log, machine_info, write_results
 from devtools.apphost import AppHost
 from devtools.azurite import Azurite
-from shared.adapters.catalog_table import ImageCatalog
+from shared.adapters.catalog_table import IMAGE, IMAGE_ROW, ImageCatalog, from_entity
 from shared.adapters.storage import StorageAccount, ensure_resources
 from shared.domain.images import ImageKind
 from shared.services.classic import images as os_images
-from shared.services.classic import vm_images
+from shared.services.classic import listing, vm_images
 from shared.services.classic.xmldoc import document, joined, q
 from shared.settings import DEFAULTS
 
@@ -54,44 +61,108 @@ RESULTS = Path(__file__).resolve().parent / "results" / "classic_lists.json"
 SUB = DEFAULTS["CLASSIC_SUBSCRIPTION_ID"]
 
 
-def streamed(catalog: ImageCatalog) -> Iterator[bytes]:
-    """The product's way: both lists, a page and an element at a time."""
-    yield from os_images.images_xml_chunks(os_images.iter_images_of_kind(catalog, ImageKind.OS))
-    wanted = vm_images.VmImageFilter()
-    yield from vm_images.vm_images_xml_chunks(vm_images.iter_vm_images(catalog, wanted))
+def product(catalog: ImageCatalog) -> Iterator[bytes]:
+    """The product's way: both lists, one query each, written as text."""
+    yield from os_images.list_os_images_body(catalog)
+    yield from vm_images.list_vm_images_body(catalog, vm_images.VmImageFilter())
 
 
-def whole(catalog: ImageCatalog) -> Iterator[bytes]:
-    """The old way: read every image, build one document of them all, then serialize."""
-    for kind, root_name, element in (
-        (ImageKind.OS, "Images", os_images._os_image),
-        (ImageKind.VM, "VMImages", vm_images._vm_image),
-    ):
-        images = os_images.list_images_of_kind(catalog, kind)
+KINDS = (
+    (ImageKind.OS, "Images", os_images._os_image),
+    (ImageKind.VM, "VMImages", vm_images._vm_image),
+)
+
+
+def naive(table: TableClient) -> Iterator[bytes]:
+    """The naive way: per list, the whole table, every image of the kind, one document."""
+    for kind, root_name, element in KINDS:
+        images = [
+            from_entity(e)
+            for e in table.list_entities()
+            if e["PartitionKey"].startswith(IMAGE)
+            and e["RowKey"] == IMAGE_ROW
+            and e.get("ImageType") == kind.value
+        ]
         root = ET.Element(q(root_name))
         root.extend(element(i) for i in images)
         yield document(root)
 
 
+def paged(catalog: ImageCatalog) -> Iterator[bytes]:
+    """Before: a new query per page of 1000, an Image and an element per image."""
+    yield from os_images.images_xml_chunks(os_images.iter_images_of_kind(catalog, ImageKind.OS))
+    wanted = vm_images.VmImageFilter()
+    yield from vm_images.vm_images_xml_chunks(vm_images.iter_vm_images(catalog, wanted))
+
+
 def timed(make: Callable[[], Iterator[bytes]]) -> dict[str, Any]:
+    """Time to the first piece holding an image (a document's head alone doesn't count)."""
     started = time.perf_counter()
-    chunks = make()
-    first = next(chunks)
-    ttfb = time.perf_counter() - started
-    body = first + joined(chunks)
+    ttfb, size, pieces = None, 0, []
+    for piece in make():
+        pieces.append(piece)
+        size += len(piece)
+        if ttfb is None and (b"<OSImage>" in piece or b"<VMImage>" in piece):
+            ttfb = time.perf_counter() - started
+    body = b"".join(pieces)
     total = time.perf_counter() - started
-    return {"ttfb_s": round(ttfb, 3), "total_s": round(total, 3), "bytes": len(body)}
+    return {"ttfb_s": round(ttfb or total, 3), "total_s": round(total, 3), "bytes": len(body)}
 
 
-def peak_mib(make: Callable[[], Iterator[bytes]]) -> float:
+def peak_mib(make: Callable[[], Iterator[bytes]], keep_body: bool = True) -> float:
+    """tracemalloc's peak while the body is made (and joined, unless `keep_body` is False:
+    then each piece is dropped, which leaves what the way holds besides the body)."""
     gc.collect()
     tracemalloc.start()
     try:
-        body = joined(make())
-        del body
+        if keep_body:
+            body = joined(make())
+            del body
+        else:
+            for _ in make():
+                pass
         return round(tracemalloc.get_traced_memory()[1] / 2**20, 1)
     finally:
         tracemalloc.stop()
+
+
+def table_read(catalog: ImageCatalog) -> dict[str, Any]:
+    """The product's two queries alone: rows counted, each page of 1000 timed."""
+    pages: list[float] = []
+    rows = 0
+    started = time.perf_counter()
+    for kind, columns in (
+        (ImageKind.OS, listing.OS_IMAGE_COLUMNS),
+        (ImageKind.VM, listing.VM_IMAGE_COLUMNS),
+    ):
+        query = catalog.select_images({"ImageType": kind.value}, columns)
+        t = time.perf_counter()
+        for page in query.by_page():  # type: ignore[attr-defined]
+            rows += sum(1 for _ in page)
+            now = time.perf_counter()
+            pages.append(now - t)
+            t = now
+    total = time.perf_counter() - started
+    ms = sorted(p * 1000 for p in pages)
+    return {
+        "rows": rows,
+        "total_s": round(total, 3),
+        "pages": len(pages),
+        "page_ms_first": round(pages[0] * 1000, 1) if pages else None,
+        "page_ms_median": round(statistics.median(ms), 1) if ms else None,
+        "page_ms_last": round(pages[-1] * 1000, 1) if pages else None,
+    }
+
+
+def serializer_only(catalog: ImageCatalog) -> dict[str, Any]:
+    """The product's writer over the rows already read (no storage in the timing)."""
+    os_rows = list(catalog.select_images({"ImageType": "OSImage"}, listing.OS_IMAGE_COLUMNS))
+    vm_rows = list(catalog.select_images({"ImageType": "VMImage"}, listing.VM_IMAGE_COLUMNS))
+    started = time.perf_counter()
+    body = joined(listing.os_images_xml_rows(os_rows, from_entity, os_images._os_image))
+    body += joined(listing.vm_images_xml_rows(vm_rows, from_entity, vm_images._vm_image))
+    total = time.perf_counter() - started
+    return {"images": len(os_rows) + len(vm_rows), "total_s": round(total, 3), "bytes": len(body)}
 
 
 def over_http(base: str, key: str) -> dict[str, Any]:
@@ -99,7 +170,7 @@ def over_http(base: str, key: str) -> dict[str, Any]:
     started = time.perf_counter()
     ttfb, size = None, 0
     for path in ("services/images", "services/vmimages"):
-        with requests.get(f"{base}/{SUB}/{path}", headers=headers, stream=True, timeout=600) as r:
+        with requests.get(f"{base}/{SUB}/{path}", headers=headers, stream=True, timeout=900) as r:
             r.raise_for_status()
             for chunk in r.iter_content(65536):
                 if ttfb is None:
@@ -109,27 +180,100 @@ def over_http(base: str, key: str) -> dict[str, Any]:
     return {"ttfb_s": round(ttfb or total, 3), "total_s": round(total, 3), "bytes": size}
 
 
+def peak_rss_mib(pid: int | None) -> float | None:
+    """The process's peak resident memory so far (VmHWM)."""
+    if pid is None:
+        return None
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return None
+
+
+WAYS = (
+    ("product", "product: one query per list, text writer (in process)"),
+    ("naive", "naive: full scan, whole ElementTree document (in process)"),
+    ("paged", "before: a query per page of 1000, element writer (in process)"),
+    ("http", "product end to end over HTTP"),
+)
+
+
 def markdown(result: dict[str, Any]) -> str:
     lines = [
-        "| images | way | first byte | total | images/s | peak memory (Python) |",
+        "| images | way | first byte | total | images/s | peak memory |",
         "|---:|---|---:|---:|---:|---:|",
     ]
     for row in result["sizes"]:
         n = row["images"]
-        for way, label in (
-            ("streamed", "page at a time (product, in process)"),
-            ("whole", "all at once (old, in process)"),
-            ("http", "product over HTTP (end to end)"),
-        ):
-            m = row[way]
+        for way, label in WAYS:
+            m = row.get(way)
+            if m is None:
+                continue
             peak = (
-                f"{m['peak_mib']} MiB" if "peak_mib" in m else f"app RSS {row['app_rss_mib']} MiB"
+                f"{m['peak_mib']} MiB (Python)"
+                if "peak_mib" in m
+                else f"app VmHWM {row['app_peak_rss_mib']} MiB"
             )
+            if "peak_without_body_mib" in m:
+                peak += f"; {m['peak_without_body_mib']} MiB without the body"
             lines.append(
                 f"| {n:,} | {label} | {m['ttfb_s']:.3f} s | {m['total_s']:.3f} s | "
                 f"{n / m['total_s']:,.0f} | {peak} |"
             )
+        t, w = row["table_read"], row["serializer"]
+        lines.append(
+            f"| {n:,} | table read only (the product's queries, rows dropped) | | "
+            f"{t['total_s']:.3f} s | {t['rows'] / t['total_s']:,.0f} | |"
+        )
+        lines.append(
+            f"| {n:,} | serializer only (rows in memory, no storage) | | "
+            f"{w['total_s']:.3f} s | {w['images'] / w['total_s']:,.0f} | |"
+        )
+    lines += [
+        "",
+        "| images | pages | first page | median page | last page |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    for row in result["sizes"]:
+        t = row["table_read"]
+        lines.append(
+            f"| {row['images']:,} | {t['pages']} | {t['page_ms_first']} ms | "
+            f"{t['page_ms_median']} ms | {t['page_ms_last']} ms |"
+        )
     return "\n".join(lines)
+
+
+def measure(
+    n: int, catalog: ImageCatalog, table: TableClient, app: AppHost, key: str, with_paged: bool
+) -> dict[str, Any]:
+    row: dict[str, Any] = {"images": n}
+    over_http(app.base_url, key)  # warm-up: imports, connections
+    row["product"] = timed(lambda: product(catalog))
+    log(f"  product {row['product']}")
+    row["table_read"] = table_read(catalog)
+    log(f"  table read {row['table_read']}")
+    row["serializer"] = serializer_only(catalog)
+    log(f"  serializer {row['serializer']}")
+    row["http"] = over_http(app.base_url, key)
+    row["app_peak_rss_mib"] = peak_rss_mib(app.process.pid if app.process else None)
+    log(f"  http {row['http']} app VmHWM {row['app_peak_rss_mib']} MiB")
+    row["naive"] = timed(lambda: naive(table))
+    log(f"  naive {row['naive']}")
+    if with_paged:
+        row["paged"] = timed(lambda: paged(catalog))
+        log(f"  paged {row['paged']}")
+    assert row["product"]["bytes"] == row["naive"]["bytes"] == row["http"]["bytes"]
+    row["product"]["peak_mib"] = peak_mib(lambda: product(catalog))
+    row["product"]["peak_without_body_mib"] = peak_mib(lambda: product(catalog), False)
+    row["naive"]["peak_mib"] = peak_mib(lambda: naive(table))
+    if with_paged:
+        row["paged"]["peak_mib"] = peak_mib(lambda: paged(catalog))
+    log(
+        f"  peaks product {row['product']['peak_mib']} "
+        f"(without the body {row['product']['peak_without_body_mib']}) "
+        f"naive {row['naive']['peak_mib']} MiB"
+    )
+    return row
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -137,6 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="1000,10000,100000")
     parser.add_argument("--threads", type=int, default=4, help="loader threads")
     parser.add_argument("--load-budget", type=float, default=3600.0)
+    parser.add_argument("--paged-upto", type=int, default=10000)
     parser.add_argument("--seed", type=int, default=20261)
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
@@ -150,9 +295,8 @@ def main(argv: list[str] | None = None) -> int:
             storage = StorageAccount.from_env({"AzureWebJobsStorage": conn})
             ensure_resources(storage)
             table_name = storage.settings.images_table
-            catalog = ImageCatalog(
-                TableServiceClient.from_connection_string(conn).get_table_client(table_name)
-            )
+            table = TableServiceClient.from_connection_string(conn).get_table_client(table_name)
+            catalog = ImageCatalog(table)
             app = AppHost(
                 conn,
                 keys_file=tmp / "keys.json",
@@ -168,18 +312,12 @@ def main(argv: list[str] | None = None) -> int:
                     log(f"Growing the catalog to {target} images ...")
                     load = grow(model, loader, target, args.load_budget - spent)
                     spent += load["write_s"]
-                    log("  measuring ...")
-                    row: dict[str, Any] = {"images": len(model.names), "load": load}
-                    over_http(app.base_url, key)  # warm-up: imports, connections
-                    row["streamed"] = timed(lambda: streamed(catalog))
-                    row["whole"] = timed(lambda: whole(catalog))
-                    row["http"] = over_http(app.base_url, key)
-                    row["app_rss_mib"] = rss_mib(app.process.pid if app.process else None)
-                    row["streamed"]["peak_mib"] = peak_mib(lambda: streamed(catalog))
-                    row["whole"]["peak_mib"] = peak_mib(lambda: whole(catalog))
-                    assert row["streamed"]["bytes"] > 0
+                    n = len(model.names)
+                    log(f"  measuring at {n} images ({model.rows} table rows) ...")
+                    row = measure(n, catalog, table, app, key, n <= args.paged_upto)
+                    row["table_rows"] = model.rows
+                    row["load"] = {k: v for k, v in load.items() if k != "chunks"}
                     rows.append(row)
-                    log(f"  {row['streamed']} / {row['whole']} / {row['http']}")
                     if load.get("stopped_by_budget"):
                         log("  the load budget is spent: stopping here")
                         break
