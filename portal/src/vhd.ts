@@ -52,7 +52,7 @@ export async function checkDisk(file: File): Promise<VhdCheck> {
 export async function checkVhd(file: File): Promise<VhdCheck> {
   const size = file.size;
   const head = new Uint8Array(await file.slice(0, 1024).arrayBuffer());
-  const fix = "Convert it to a fixed VHD first: qemu-img convert -O vpc -o subformat=fixed,force_size=on IN OUT.vhd";
+  const fix = "Upload the disk as it is if it is a dynamic VHD, VHDX, qcow2, VMDK, OVA or raw disk (the catalog converts it), or use `vmimage upload`.";
   if (size < 512 + MiB) {
     const other = otherFormat(head);
     return { ok: false, message: other ? `This is ${other}, not a fixed VHD. ${fix}` : "The file is too small to be a disk." };
@@ -69,10 +69,10 @@ export async function checkVhd(file: File): Promise<VhdCheck> {
   if ((~sum >>> 0) !== view.getUint32(64)) return { ok: false, message: "The VHD footer's checksum is wrong: the file is damaged." };
   const type = view.getUint32(60);
   if (type === 3) return { ok: false, message: `This is a dynamic VHD; Azure takes fixed ones. ${fix}` };
-  if (type === 4) return { ok: false, message: `This is a differencing VHD; Azure takes fixed ones. ${fix}` };
+  if (type === 4) return { ok: false, message: "This is a differencing VHD: merge it into its parent first (Hyper-V's Convert-VHD), then upload the result." };
   if (type !== 2) return { ok: false, message: `The VHD footer names disk type ${type}, not a fixed disk.` };
   const virtualSize = Number(view.getBigUint64(48));
   if (virtualSize !== size - 512) return { ok: false, message: `The footer says ${virtualSize} bytes but the file holds ${size - 512}: it was cut short or padded.` };
-  if (virtualSize % MiB) return { ok: false, message: "The disk's size is not a whole number of MiB, which Azure requires. Convert it again with force_size=on." };
+  if (virtualSize % MiB) return { ok: false, message: "The disk's size is not a whole number of MiB, which Azure requires. Upload it as a block blob (the catalog converts it), or use `vmimage upload`." };
   return { ok: true, message: `A fixed VHD of ${virtualSize / MiB} MiB.`, virtualSize };
 }
