@@ -6,6 +6,7 @@ Each test works in a family of its own, over small real disks dropped into `uplo
 
 from __future__ import annotations
 
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,7 @@ def test_an_upload_held_back_from_latest_stays_out_until_let_in(
     catalog_app: AppHost, register: Register, key: dict[str, str], family: str
 ) -> None:
     first = register("life-first", imagefamily=family)
+    time.sleep(1.1)  # published dates are blob Last-Modified times, whole seconds: no tie
     held = register("life-held", imagefamily=family, excludefromlatest="true")
     image = ok(get(catalog_app, f"/api/images/{held}"))
     assert image["ExcludeFromLatest"] is True and image["EffectiveState"] == "Active"
@@ -86,6 +88,7 @@ def test_deprecating_the_newest_moves_latest_back_and_names_the_replacement(
     catalog_app: AppHost, register: Register, key: dict[str, str], family: str
 ) -> None:
     old = register("life-old", imagefamily=family)
+    time.sleep(1.1)  # distinct published seconds
     new = register("life-new", imagefamily=family)
     assert ok(latest(catalog_app, family))["ImageName"] == new
     body = ok(patch(catalog_app, new, {"state": "deprecated", "ReplacedBy": old.upper()}, key))
@@ -111,6 +114,7 @@ def test_past_its_end_of_life_an_image_counts_as_deprecated(
     catalog_app: AppHost, register: Register, key: dict[str, str], family: str
 ) -> None:
     old = register("life-eol-old", imagefamily=family)
+    time.sleep(1.1)  # distinct published seconds
     new = register("life-eol-new", imagefamily=family)
     body = ok(patch(catalog_app, new, {"EndOfLifeDate": "2001-02-03"}, key))
     assert body["EndOfLifeDate"] == "2001-02-03T00:00:00Z"
