@@ -55,6 +55,7 @@ var catalog = {
   IMAGES_CONTAINER: 'images'
   VHDS_CONTAINER: 'vhds'
   HASHES_CONTAINER: 'image-hashes'
+  LISTS_CONTAINER: 'catalog-lists'
   CAPTURE_QUEUE: 'image-captures'
   UPLOAD_CHECKS_QUEUE: 'upload-checks'
   HASH_QUEUE: 'image-hashes'
@@ -70,6 +71,7 @@ var containerNames = [
   catalog.IMAGES_CONTAINER
   catalog.VHDS_CONTAINER
   catalog.HASHES_CONTAINER
+  catalog.LISTS_CONTAINER
   deploymentContainerName
 ]
 var queueNames = [

@@ -15,6 +15,7 @@ DEFAULTS: dict[str, str] = {
     "IMAGES_CONTAINER": "images",
     "VHDS_CONTAINER": "vhds",
     "HASHES_CONTAINER": "image-hashes",
+    "LISTS_CONTAINER": "catalog-lists",
     "CAPTURE_QUEUE": "image-captures",
     "UPLOAD_CHECKS_QUEUE": "upload-checks",
     "HASH_QUEUE": "image-hashes",
@@ -34,6 +35,7 @@ class Settings:
     images_container: str
     vhds_container: str
     hashes_container: str
+    lists_container: str
     capture_queue: str
     upload_checks_queue: str
     hash_queue: str
@@ -58,6 +60,7 @@ class Settings:
             self.images_container,
             self.vhds_container,
             self.hashes_container,
+            self.lists_container,
         ]
 
     @property

@@ -15,14 +15,13 @@ from shared.services.classic.operations import (
     ClassicCall,
 )
 from shared.services.classic.protocol import comp_media
-from shared.services.classic.xmldoc import joined
-from shared.services.context import image_catalog, image_remover
+from shared.services.context import image_catalog, image_remover, list_snapshots
 
 
 @bp.route(route=f"{SUB}/services/images", methods=["GET"], auth_level=CLASSIC)
 @classic_api(since="2012-08-01")
 def classic_list_os_images(req: func.HttpRequest, call: ClassicCall) -> func.HttpResponse:
-    return xml_response(joined(classic.list_os_images_body(image_catalog())))
+    return xml_response(classic.os_images_list(image_catalog(), list_snapshots()))
 
 
 @bp.route(route=f"{SUB}/services/images", methods=["POST"], auth_level=CLASSIC)

@@ -16,15 +16,14 @@ from shared.services.classic.operations import (
     ClassicCall,
 )
 from shared.services.classic.protocol import comp_media
-from shared.services.classic.xmldoc import joined
-from shared.services.context import image_catalog, image_remover
+from shared.services.context import image_catalog, image_remover, list_snapshots
 
 
 @bp.route(route=f"{SUB}/services/vmimages", methods=["GET"], auth_level=CLASSIC)
 @classic_api(since="2014-02-01")
 def classic_list_vm_images(req: func.HttpRequest, call: ClassicCall) -> func.HttpResponse:
     wanted = classic.VmImageFilter.from_params(req.params)
-    return xml_response(joined(classic.list_vm_images_body(image_catalog(), wanted)))
+    return xml_response(classic.vm_images_list(image_catalog(), wanted, list_snapshots()))
 
 
 @bp.route(route=f"{SUB}/services/vmimages", methods=["POST"], auth_level=CLASSIC)

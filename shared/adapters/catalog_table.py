@@ -15,6 +15,11 @@ Partitions (all in one table):
                       partition, newest first, up to the first eligible image.
 - `disk|<account/container/blob>`  RowKey `claim`: which image's change holds the disk.
                       A disk belongs to at most one image: creating this row is the claim.
+- `listing`           RowKey `version`: a new random value whenever an image row may
+                      change (just before and just after each commit), so whatever was
+                      built from the image rows under one value (the classic lists'
+                      snapshots, shared/services/classic/snapshots.py) is known current
+                      by one point read. Written blind: no writer ever waits on it.
 
 No entity-group transaction spans partitions, so a change is made in steps, and
 the image row is the commit point:
@@ -47,6 +52,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import random
 import re
 import time
@@ -84,6 +90,7 @@ FAMILY = "family|"  # partition prefix of a family's copies
 FAMILIES = "families"  # the partition of family summaries
 CLAIM = "disk|"  # partition prefix of a disk's claim
 CLAIM_ROW = "claim"
+LISTING, VERSION_ROW = "listing", "version"  # the catalog's version (see above)
 IMAGE_RANGE = (IMAGE, IMAGE[:-1] + "}")  # '}' sorts right after '|'
 CLAIM_RANGE = (CLAIM, CLAIM[:-1] + "}")
 _JSON_FIELDS = ("OSDiskConfiguration", "DataDiskConfigurations", "Probe", "Warnings")
@@ -92,6 +99,7 @@ _LEASE_NAMESPACE = uuid.UUID("0d7f3a52-5c1e-4c7b-8f7e-2b9c41d6a3e8")
 _MAX_TRIES = 20
 _MAX_LEASE_CHAIN = 64  # lease ids a claim remembers of the claims it replaced
 STALE_AFTER = timedelta(minutes=2)
+log = logging.getLogger(__name__)
 
 # A key holds at most 1 KiB (512 UTF-16 characters); a copy's row key is
 # `<18 digits>|<image name, up to 256>`, and a family partition `family|<family key>`.
@@ -350,7 +358,7 @@ class ImageCatalog:
     """Repository of images over one table.
 
     `before_commit(step)` is a test hook called before every write, with the step's
-    name ("mark", "commit", "index" or "summary"), so crash tests can stop a writer
+    name ("mark", "commit", "version", "index" or "summary"), so crash tests can stop a writer
     between any two writes. `stale_after` is how old another writer's pending token
     must be before a writer in the same family finishes it. `clock` is the time that
     end-of-life dates are compared with. `announce(image, committed)` is told of each
@@ -691,6 +699,7 @@ class ImageCatalog:
                     _back_off(attempt)
                     continue
                 raise
+            self._committed_version()
             self._settle(change)
             if disks and self.announce is not None:
                 self.announce(image, True)
@@ -857,6 +866,7 @@ class ImageCatalog:
             except TableTransactionError:
                 self._settle(change)
                 continue
+            self._committed_version()
             self._settle(change)
             return image, entity.get("ClaimId")
         raise RuntimeError(f"could not remove {name}: too much contention")
@@ -884,6 +894,7 @@ class ImageCatalog:
             except TableTransactionError:
                 self._settle(change)
                 continue
+            self._committed_version()
             self._settle(change)
             return new
         raise RuntimeError(f"could not update {name}: too much contention")
@@ -896,11 +907,39 @@ class ImageCatalog:
 
     def _commit(self, change: Change, operations: list[Any]) -> None:
         """Step 2, in the image's partition: the image row, and the change's fence row
-        deleted in the same transaction, so a fenced change can no longer commit."""
+        deleted in the same transaction, so a fenced change can no longer commit.
+        The catalog's version changes before it, and the caller changes it again once
+        committed (`_committed_version`)."""
         if change.fenced:
             operations = [*operations, ("delete", change.fence)]
+        self._new_version()
         self._step("commit")
         self.table.submit_transaction(operations)
+
+    def _committed_version(self) -> None:
+        """Right after a commit, outside any handler that would undo the change: the
+        catalog's version changes again (see `version`)."""
+        self._step("version")
+        try:
+            self._new_version()
+        except AzureError as e:  # committed all the same: snapshots expire (see `version`)
+            log.warning("the catalog's version was not renewed after a commit: %s", e)
+
+    def version(self) -> str:
+        """The catalog's version: something built from the image rows after reading this
+        value is current while it stays the same. It changes just before each commit (so
+        a build that read the old value is stale) and just after (so a build that read
+        the value in between, and may have missed the commit, is stale too). Only a
+        writer that dies between its commit and the second change leaves one such build
+        looking current: users of the version also bound a build's age."""
+        row = self._read(LISTING, VERSION_ROW)
+        return "" if row is None else str(row.get("Version", ""))
+
+    def _new_version(self) -> None:
+        self.table.upsert_entity(
+            {"PartitionKey": LISTING, "RowKey": VERSION_ROW, "Version": uuid.uuid4().hex},
+            mode=UpdateMode.REPLACE,
+        )
 
     def _mark(
         self, families: list[str | None], image: Image, rev: str, fenced: bool = False

@@ -14,6 +14,7 @@ from shared.adapters.catalog_table import ImageCatalog
 from shared.adapters.certificates_table import ManagementCertificates
 from shared.adapters.hash_store import HashStore
 from shared.adapters.host_keys import HostKeyCheck
+from shared.adapters.list_snapshots import BlobSnapshots
 from shared.adapters.operations_table import Operations
 from shared.adapters.queues import ConversionSteps, DelayedQueue, UploadRechecks, queue_client
 from shared.adapters.sas import SasSigner
@@ -43,6 +44,12 @@ def _announce(image: Image, committed: bool) -> None:
     """Every new image with disks gets its content hash job (see services.content_hashes)."""
     doc, delay = hash_request(image, committed)
     hash_queue().send(doc, delay)
+
+
+@per_account
+def list_snapshots() -> BlobSnapshots:
+    a = account()
+    return BlobSnapshots(a.blobs.get_container_client(a.settings.lists_container))
 
 
 @per_account
