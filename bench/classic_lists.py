@@ -18,7 +18,10 @@ List VM Images, as classic clients always ask) these ways:
 - **serializer only**: the product's writer over rows already in memory (no storage);
 - **end to end**: `GET /{subscription}/services/images` and `.../vmimages` through the
   running app over HTTP with the host key (time to first byte and total), and the
-  app's peak resident memory so far (VmHWM).
+  app's peak resident memory so far (VmHWM): first just after the catalog's version
+  changed (the lists are built from the table and kept as snapshots), then three times
+  more from the snapshots (median reported) in a restarted app (its own VmHWM), as
+  requests asks (gzip) and as a client without gzip would (identity).
 
 Time to first byte in process is when the first piece holding an image exists;
 peak memory is tracemalloc's peak over a separate run of each way (Python
@@ -49,7 +52,14 @@ from bench.catalog import CatalogModel, Loader, grow
 from bench.common import log, machine_info, write_results
 from devtools.apphost import AppHost
 from devtools.azurite import Azurite
-from shared.adapters.catalog_table import IMAGE, IMAGE_ROW, ImageCatalog, from_entity
+from shared.adapters.catalog_table import (
+    IMAGE,
+    IMAGE_ROW,
+    LISTING,
+    VERSION_ROW,
+    ImageCatalog,
+    from_entity,
+)
 from shared.adapters.storage import StorageAccount, ensure_resources
 from shared.domain.images import ImageKind
 from shared.services.classic import images as os_images
@@ -165,10 +175,13 @@ def serializer_only(catalog: ImageCatalog) -> dict[str, Any]:
     return {"images": len(os_rows) + len(vm_rows), "total_s": round(total, 3), "bytes": len(body)}
 
 
-def over_http(base: str, key: str) -> dict[str, Any]:
-    headers = {"x-functions-key": key, "x-ms-version": "2014-10-01"}
+def over_http(base: str, key: str, accept: str = "gzip, deflate") -> dict[str, Any]:
+    """Both lists as a client gets them: `accept` is its Accept-Encoding (requests sends
+    "gzip, deflate"; "identity" for a client without gzip). The XML is decoded as it
+    comes, as a client would; `wire_bytes` is what crossed the connection."""
+    headers = {"x-functions-key": key, "x-ms-version": "2014-10-01", "Accept-Encoding": accept}
     started = time.perf_counter()
-    ttfb, size = None, 0
+    ttfb, size, wire = None, 0, 0
     for path in ("services/images", "services/vmimages"):
         with requests.get(f"{base}/{SUB}/{path}", headers=headers, stream=True, timeout=900) as r:
             r.raise_for_status()
@@ -176,8 +189,27 @@ def over_http(base: str, key: str) -> dict[str, Any]:
                 if ttfb is None:
                     ttfb = time.perf_counter() - started
                 size += len(chunk)
+            wire += r.raw.tell()
     total = time.perf_counter() - started
-    return {"ttfb_s": round(ttfb or total, 3), "total_s": round(total, 3), "bytes": size}
+    return {
+        "ttfb_s": round(ttfb or total, 3),
+        "total_s": round(total, 3),
+        "bytes": size,
+        "wire_bytes": wire,
+    }
+
+
+def warm_up(base: str, key: str) -> None:
+    """Imports and connections, without building a list: Get OS Image of a missing one."""
+    headers = {"x-functions-key": key, "x-ms-version": "2014-10-01"}
+    requests.get(f"{base}/{SUB}/services/images/no-such-image", headers=headers, timeout=60)
+
+
+def new_version(table: TableClient) -> None:
+    """What every commit does (`ImageCatalog.version`): kept lists are no longer current."""
+    table.upsert_entity(
+        {"PartitionKey": LISTING, "RowKey": VERSION_ROW, "Version": uuid.uuid4().hex}
+    )
 
 
 def peak_rss_mib(pid: int | None) -> float | None:
@@ -194,7 +226,9 @@ WAYS = (
     ("product", "product: one query per list, text writer (in process)"),
     ("naive", "naive: full scan, whole ElementTree document (in process)"),
     ("paged", "before: a query per page of 1000, element writer (in process)"),
-    ("http", "product end to end over HTTP"),
+    ("http", "product end to end over HTTP, built (the catalog changed since the last list)"),
+    ("http_snapshot", "product end to end over HTTP, from the snapshots, gzip (median of 3)"),
+    ("http_snapshot_plain", "the same, a client without gzip (median of 3)"),
 )
 
 
@@ -212,8 +246,10 @@ def markdown(result: dict[str, Any]) -> str:
             peak = (
                 f"{m['peak_mib']} MiB (Python)"
                 if "peak_mib" in m
-                else f"app VmHWM {row['app_peak_rss_mib']} MiB"
+                else f"app VmHWM {row['app_peak_rss_mib' + way[4:]]} MiB"
             )
+            if m.get("wire_bytes") and m["wire_bytes"] != m["bytes"]:
+                peak += f"; {m['wire_bytes'] / 1e6:,.1f} MB sent for {m['bytes'] / 1e6:,.1f} MB"
             if "peak_without_body_mib" in m:
                 peak += f"; {m['peak_without_body_mib']} MiB without the body"
             lines.append(
@@ -247,16 +283,27 @@ def measure(
     n: int, catalog: ImageCatalog, table: TableClient, app: AppHost, key: str, with_paged: bool
 ) -> dict[str, Any]:
     row: dict[str, Any] = {"images": n}
-    over_http(app.base_url, key)  # warm-up: imports, connections
+    warm_up(app.base_url, key)
+    new_version(table)  # the loader writes rows directly: what snapshots there are are stale
     row["product"] = timed(lambda: product(catalog))
     log(f"  product {row['product']}")
     row["table_read"] = table_read(catalog)
     log(f"  table read {row['table_read']}")
     row["serializer"] = serializer_only(catalog)
     log(f"  serializer {row['serializer']}")
-    row["http"] = over_http(app.base_url, key)
+    new_version(table)
+    row["http"] = over_http(app.base_url, key)  # built (and kept as the snapshots)
     row["app_peak_rss_mib"] = peak_rss_mib(app.process.pid if app.process else None)
     log(f"  http {row['http']} app VmHWM {row['app_peak_rss_mib']} MiB")
+    for way, accept in (("http_snapshot", "gzip, deflate"), ("http_snapshot_plain", "identity")):
+        app.stop()  # a new process, so that its VmHWM is this way's alone
+        app.start(wait_path="/api/health")
+        warm_up(app.base_url, key)
+        served = [over_http(app.base_url, key, accept) for _ in range(3)]  # from the snapshots
+        row[way] = sorted(served, key=lambda m: m["total_s"])[1]
+        row["app_peak_rss_mib" + way[4:]] = peak_rss_mib(app.process.pid if app.process else None)
+        log(f"  {way} {served} app VmHWM {row['app_peak_rss_mib' + way[4:]]} MiB")
+        assert all(m["bytes"] == row["http"]["bytes"] for m in served)
     row["naive"] = timed(lambda: naive(table))
     log(f"  naive {row['naive']}")
     if with_paged:

@@ -17,6 +17,7 @@ from shared.domain.errors import CatalogError, describe_validation_error
 from shared.services.classic import protocol, xmldoc
 from shared.services.classic.certificates import Presented, authorize
 from shared.services.classic.operations import ClassicCall, recorded
+from shared.services.classic.snapshots import ListBody
 from shared.services.context import host_key_check, management_certificates, operations
 
 bp = func.Blueprint()
@@ -33,6 +34,14 @@ def xml_response(body: bytes | None = None, status: int = 200) -> func.HttpRespo
     if body is None:
         return func.HttpResponse(b"", status_code=status)
     return func.HttpResponse(body, status_code=status, mimetype="application/xml", charset="utf-8")
+
+
+def list_response(req: func.HttpRequest, body: ListBody) -> func.HttpResponse:
+    """A whole list, gzipped to a client that accepts it (see services.classic.snapshots)."""
+    content, headers = body.as_accepted(req.headers.get("Accept-Encoding"))
+    response = xml_response(content)
+    response.headers.update(headers)
+    return response
 
 
 def error_response(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from functions.classic.common import CLASSIC, SUB, bp, classic_api, xml_response
+from functions.classic.common import CLASSIC, SUB, bp, classic_api, list_response, xml_response
 from shared.adapters.storage import account
 from shared.domain.images import ImageKind
 from shared.services.classic import images as classic
@@ -21,7 +21,7 @@ from shared.services.context import image_catalog, image_remover, list_snapshots
 @bp.route(route=f"{SUB}/services/images", methods=["GET"], auth_level=CLASSIC)
 @classic_api(since="2012-08-01")
 def classic_list_os_images(req: func.HttpRequest, call: ClassicCall) -> func.HttpResponse:
-    return xml_response(classic.os_images_list(image_catalog(), list_snapshots()))
+    return list_response(req, classic.os_images_list(image_catalog(), list_snapshots()))
 
 
 @bp.route(route=f"{SUB}/services/images", methods=["POST"], auth_level=CLASSIC)

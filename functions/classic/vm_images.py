@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from functions.classic.common import CLASSIC, SUB, bp, classic_api, xml_response
+from functions.classic.common import CLASSIC, SUB, bp, classic_api, list_response, xml_response
 from shared.adapters.storage import account
 from shared.domain.images import ImageKind
 from shared.services.classic import vm_images as classic
@@ -23,7 +23,7 @@ from shared.services.context import image_catalog, image_remover, list_snapshots
 @classic_api(since="2014-02-01")
 def classic_list_vm_images(req: func.HttpRequest, call: ClassicCall) -> func.HttpResponse:
     wanted = classic.VmImageFilter.from_params(req.params)
-    return xml_response(classic.vm_images_list(image_catalog(), wanted, list_snapshots()))
+    return list_response(req, classic.vm_images_list(image_catalog(), wanted, list_snapshots()))
 
 
 @bp.route(route=f"{SUB}/services/vmimages", methods=["POST"], auth_level=CLASSIC)

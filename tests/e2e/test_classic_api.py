@@ -9,6 +9,7 @@ trigger) or put in `vhds` and registered with Add OS Image.
 
 from __future__ import annotations
 
+import gzip
 import json
 import time
 import uuid
@@ -268,6 +269,45 @@ def test_add_update_and_delete_an_os_image_over_a_disk_of_ours(
     with pytest.raises(AzureMissingResourceHttpError):
         sms.get_os_image(name)
     assert blob.get_blob_properties().lease.state == "available"
+    blob.delete_blob()
+
+
+def test_the_lists_follow_every_change_and_go_gzipped_to_clients_that_accept_it(
+    catalog_app, storage, function_key, sms, disk
+) -> None:
+    """The lists come from snapshots kept per catalog version: each change shows at once."""
+
+    def labels() -> dict[str, str]:
+        return {i.name: i.label for i in sms.list_os_images()}
+
+    labels()  # a snapshot is kept
+    blob = storage.blobs.get_blob_client(storage.settings.vhds_container, unique("listed"))
+    upload_page_blob(blob, disk("linux_ext4_mbr"))
+    name = f"classic-listed-{uuid.uuid4().hex[:8]}"
+    succeeded(sms, sms.add_os_image("Listed at once", blob.url, name, "Linux"))
+    assert labels()[name] == "Listed at once"
+    assert labels()[name] == "Listed at once"  # the same from its snapshot
+    succeeded(sms, sms.update_os_image(name, "Listed, then changed", blob.url, name, "Linux"))
+    assert labels()[name] == "Listed, then changed"
+
+    url = f"{catalog_app.base_url}/{SUBSCRIPTION}/services/images"
+    headers = {"x-functions-key": function_key, "x-ms-version": "2014-10-01"}
+    plain = requests.get(url, headers={**headers, "Accept-Encoding": "identity"}, timeout=60)
+    with requests.get(
+        url, headers={**headers, "Accept-Encoding": "gzip"}, stream=True, timeout=60
+    ) as zipped:
+        raw = zipped.raw.read(decode_content=False)
+    assert plain.status_code == zipped.status_code == 200
+    assert "Content-Encoding" not in plain.headers
+    assert (zipped.headers["Content-Encoding"], zipped.headers["Vary"]) == (
+        "gzip",
+        "Accept-Encoding",
+    )
+    assert gzip.decompress(raw) == plain.content and len(raw) * 4 < len(plain.content)
+    assert ET.fromstring(plain.content).tag == f"{NS}Images"
+
+    succeeded(sms, sms.delete_os_image(name))
+    assert name not in labels()
     blob.delete_blob()
 
 

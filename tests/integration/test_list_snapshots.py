@@ -5,6 +5,7 @@ change that follows it, no longer than the age bound."""
 
 from __future__ import annotations
 
+import gzip
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
@@ -46,8 +47,9 @@ def tamper(snaps: BlobSnapshots, name: str) -> bytes:
     body, it came from the snapshot (and was not built)."""
     kept = snaps.read(name)
     assert kept is not None
-    marked = kept.body.replace(b"</Images>", b"<!-- from the snapshot --></Images>")
-    snaps.write(name, replace(kept, body=marked))
+    xml = gzip.decompress(kept.body)
+    marked = xml.replace(b"</Images>", b"<!-- from the snapshot --></Images>")
+    snaps.write(name, replace(kept, body=gzip.compress(marked)))
     return marked
 
 
@@ -62,10 +64,10 @@ def test_served_while_unchanged_and_built_again_after_every_kind_of_change(
     catalog, snaps = world
     for each in varied_os_images():
         catalog.add(each)
-    first = os_images.os_images_list(catalog, snaps)
+    first = os_images.os_images_list(catalog, snaps).plain()
     assert first == built(catalog)
     marked = tamper(snaps, "os-images.xml")
-    assert os_images.os_images_list(catalog, snaps) == marked  # from the snapshot
+    assert os_images.os_images_list(catalog, snaps).plain() == marked  # from the snapshot
 
     changes: list[Callable[[], object]] = [
         lambda: catalog.add(image("snap-new")),
@@ -76,7 +78,7 @@ def test_served_while_unchanged_and_built_again_after_every_kind_of_change(
     for change in changes:
         tamper(snaps, "os-images.xml")
         change()
-        listed = os_images.os_images_list(catalog, snaps)
+        listed = os_images.os_images_list(catalog, snaps).plain()
         assert b"from the snapshot" not in listed
         assert listed == built(catalog)
     assert b"snap-new" not in listed and listed == first
@@ -89,15 +91,15 @@ def test_vm_images_unfiltered_from_a_snapshot_filtered_always_built(
     for each in varied_vm_images():
         catalog.add(each)
     every = vm_images.VmImageFilter()
-    assert vm_images.vm_images_list(catalog, every, snaps) == joined(
+    assert vm_images.vm_images_list(catalog, every, snaps).plain() == joined(
         vm_images.list_vm_images_body(catalog, every)
     )
     kept = snaps.read("vm-images.xml")
     assert kept is not None
-    snaps.write("vm-images.xml", replace(kept, body=b"<VMImages>kept</VMImages>"))
-    assert vm_images.vm_images_list(catalog, every, snaps) == b"<VMImages>kept</VMImages>"
+    snaps.write("vm-images.xml", replace(kept, body=gzip.compress(b"<VMImages>kept</VMImages>")))
+    assert vm_images.vm_images_list(catalog, every, snaps).plain() == b"<VMImages>kept</VMImages>"
     north = vm_images.VmImageFilter(location="north europe")
-    assert vm_images.vm_images_list(catalog, north, snaps) == joined(
+    assert vm_images.vm_images_list(catalog, north, snaps).plain() == joined(
         vm_images.list_vm_images_body(catalog, north)
     )
 
@@ -114,9 +116,9 @@ def test_a_change_committed_while_the_list_is_built_is_in_the_next_list(
         return body
 
     now = lambda: datetime.now(UTC)  # noqa: E731
-    during = snapshot_list(snaps, "os-images.xml", catalog.version, build_then_commit, now)
+    during = snapshot_list(snaps, "os-images.xml", catalog.version, build_then_commit, now).plain()
     assert b"snap-b" not in during
-    after = os_images.os_images_list(catalog, snaps)
+    after = os_images.os_images_list(catalog, snaps).plain()
     assert b"snap-b" in after and after == built(catalog)
 
 
@@ -129,11 +131,11 @@ def test_a_list_built_between_the_version_change_and_the_commit_is_not_served_af
 
     def list_at_commit(step: str) -> None:
         if step == "commit" and not seen:  # the version has changed, the row not yet
-            seen.append(os_images.os_images_list(catalog, snaps))
+            seen.append(os_images.os_images_list(catalog, snaps).plain())
 
     ImageCatalog(catalog.table, before_commit=list_at_commit).add(image("snap-b"))
     assert b"snap-b" not in seen[0]
-    assert b"snap-b" in os_images.os_images_list(catalog, snaps)
+    assert b"snap-b" in os_images.os_images_list(catalog, snaps).plain()
 
 
 def test_a_writer_dead_after_its_commit_leaves_no_older_list_current(
@@ -141,7 +143,7 @@ def test_a_writer_dead_after_its_commit_leaves_no_older_list_current(
 ) -> None:
     catalog, snaps = world
     catalog.add(image("snap-a"))
-    os_images.os_images_list(catalog, snaps)  # kept before the change began
+    os_images.os_images_list(catalog, snaps).plain()  # kept before the change began
 
     def die_after_commit(step: str) -> None:
         if step == "version":
@@ -151,7 +153,7 @@ def test_a_writer_dead_after_its_commit_leaves_no_older_list_current(
         ImageCatalog(catalog.table, before_commit=die_after_commit).add(image("snap-b"))
     assert catalog.find("snap-b") is not None  # published
     # the version changed before the commit: the list kept before it is not current
-    assert b"snap-b" in os_images.os_images_list(catalog, snaps)
+    assert b"snap-b" in os_images.os_images_list(catalog, snaps).plain()
 
 
 def test_a_list_built_during_a_dead_writers_change_is_behind_at_most_the_age_bound(
@@ -164,7 +166,8 @@ def test_a_list_built_during_a_dead_writers_change_is_behind_at_most_the_age_bou
 
     def answer(at: datetime) -> bytes:
         build = lambda: built(catalog)  # noqa: E731
-        return snapshot_list(snaps, "os-images.xml", catalog.version, build, lambda: at, bound)
+        listed = snapshot_list(snaps, "os-images.xml", catalog.version, build, lambda: at, bound)
+        return listed.plain()
 
     def list_then_die(step: str) -> None:
         if step == "commit":

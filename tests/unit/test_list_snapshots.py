@@ -4,13 +4,21 @@ a build is labelled with the version read before it began."""
 
 from __future__ import annotations
 
+import gzip
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from azure.core.exceptions import ServiceRequestError
 
 from shared.services.classic import snapshots
-from shared.services.classic.snapshots import Snapshot, current, label_of, snapshot_list
+from shared.services.classic.snapshots import (
+    ListBody,
+    Snapshot,
+    accepts_gzip,
+    current,
+    label_of,
+    snapshot_list,
+)
 
 T0 = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -53,10 +61,11 @@ def test_the_list_is_built_once_per_version_and_labelled_with_the_version_read_f
         return body
 
     def answer(at: datetime) -> bytes:
-        return snapshot_list(store, "os.xml", lambda: version[0], build, lambda: at)
+        return snapshot_list(store, "os.xml", lambda: version[0], build, lambda: at).plain()
 
     first = answer(T0)
-    assert store.kept["os.xml"] == Snapshot(first, label_of("v1"), T0)
+    kept = store.kept["os.xml"]
+    assert (kept.label, kept.built, gzip.decompress(kept.body)) == (label_of("v1"), T0, first)
     # v2 now: the kept snapshot (of v1) may miss that change, so it is built again
     second = answer(T0 + timedelta(seconds=1))
     assert second != first and builds == ["v1", "v2"]
@@ -71,7 +80,7 @@ def test_the_list_is_built_once_per_version_and_labelled_with_the_version_read_f
 def test_a_snapshot_that_cannot_be_kept_costs_only_the_build() -> None:
     store = Store(fail_writes=True)
     body = snapshot_list(store, "vm.xml", lambda: "v", lambda: b"<VMImages/>", lambda: T0)
-    assert body == b"<VMImages/>" and store.kept == {}
+    assert body.plain() == b"<VMImages/>" and store.kept == {}
 
 
 def test_a_failing_version_read_is_not_hidden() -> None:
@@ -80,3 +89,37 @@ def test_a_failing_version_read_is_not_hidden() -> None:
 
     with pytest.raises(ServiceRequestError):
         snapshot_list(Store(), "os.xml", down, lambda: b"x", lambda: T0)
+
+
+@pytest.mark.parametrize(
+    ("header", "gzip_ok"),
+    [
+        ("gzip, deflate", True),  # requests' default
+        ("GZIP", True),
+        ("x-gzip", True),
+        ("br;q=1.0, gzip;q=0.5", True),
+        ("*", True),
+        ("identity", False),
+        ("", False),
+        (None, False),
+        ("gzip;q=0", False),
+        ("gzip;q=0.0, *", False),  # refused by name, whatever * says
+        ("*;q=0", False),
+        ("deflate", False),
+        ("gzip;q=bad", False),
+    ],
+)
+def test_accept_encoding(header: str | None, gzip_ok: bool) -> None:
+    assert accepts_gzip(header) is gzip_ok
+
+
+def test_a_list_goes_gzipped_only_to_a_client_that_accepts_it() -> None:
+    xml = b"<Images>" + b"<OSImage/>" * 1000 + b"</Images>"
+    from_snapshot = ListBody(gzipped=gzip.compress(xml))
+    body, headers = from_snapshot.as_accepted("gzip, deflate")
+    assert headers == {"Vary": "Accept-Encoding", "Content-Encoding": "gzip"}
+    assert gzip.decompress(body) == xml and len(body) < len(xml) // 10
+    body, headers = from_snapshot.as_accepted(None)
+    assert (body, headers) == (xml, {"Vary": "Accept-Encoding"})
+    filtered = ListBody(xml=xml)  # built, never kept: no gzip to hand
+    assert filtered.as_accepted("gzip") == (xml, {"Vary": "Accept-Encoding"})

@@ -38,7 +38,7 @@ from shared.domain.images import (
 from shared.services import catalog as catalog_service
 from shared.services.classic import listing
 from shared.services.classic.disks import our_disk, probed, register_leased
-from shared.services.classic.snapshots import SnapshotStore, snapshot_list
+from shared.services.classic.snapshots import ListBody, SnapshotStore, snapshot_list
 from shared.services.classic.xmldoc import (
     add_all,
     document,
@@ -123,7 +123,7 @@ def list_os_images_body(catalog: ImageCatalog) -> Iterator[bytes]:
     return listing.os_images_xml_rows(rows, from_entity, _os_image)
 
 
-def os_images_list(catalog: ImageCatalog, snapshots: SnapshotStore) -> bytes:
+def os_images_list(catalog: ImageCatalog, snapshots: SnapshotStore) -> ListBody:
     """List OS Images' whole body: its snapshot while the catalog is unchanged, else built."""
     return snapshot_list(
         snapshots,

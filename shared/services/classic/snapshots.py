@@ -16,10 +16,15 @@ So a snapshot is also never served once older than `max_age` (counted from befor
 build): after such a crash, a classic list lags by at most that long, and every other
 read (JSON, Get OS Image) is never behind. Keeping a snapshot is best effort: if the
 write fails, the answer is the same and the next call builds again.
+
+Snapshots are kept gzipped (XML lists shrink about tenfold), and a client that accepts
+gzip gets those bytes as they are (`Content-Encoding: gzip`): less to send, and less
+for the app to hold, than the whole list. Any other client gets the XML.
 """
 
 from __future__ import annotations
 
+import gzip
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,7 +43,7 @@ MAX_AGE = timedelta(minutes=10)
 
 @dataclass(frozen=True)
 class Snapshot:
-    body: bytes
+    body: bytes  # the list's XML, gzipped
     label: str  # FORMAT and the catalog version it was built under
     built: datetime  # when its build began (before the version was read)
 
@@ -60,6 +65,49 @@ def current(snapshot: Snapshot | None, version: str, now: datetime, max_age: tim
     return timedelta(0) <= age < max_age
 
 
+@dataclass(frozen=True)
+class ListBody:
+    """A list's body as it was at hand: the XML (just built), gzipped (from a snapshot), or both."""
+
+    xml: bytes | None = None
+    gzipped: bytes | None = None
+
+    def plain(self) -> bytes:
+        if self.xml is not None:
+            return self.xml
+        assert self.gzipped is not None
+        return gzip.decompress(self.gzipped)
+
+    def as_accepted(self, accept_encoding: str | None) -> tuple[bytes, dict[str, str]]:
+        """The body and the headers to send it with, for a request's `Accept-Encoding`."""
+        headers = {"Vary": "Accept-Encoding"}
+        if self.gzipped is not None and accepts_gzip(accept_encoding):
+            return self.gzipped, {**headers, "Content-Encoding": "gzip"}
+        return self.plain(), headers
+
+
+def accepts_gzip(accept_encoding: str | None) -> bool:
+    """Does an `Accept-Encoding` header accept gzip (RFC 9110 12.5.3: `gzip`, `x-gzip`
+    or `*`, with a q-value above 0; an explicit `gzip;q=0` refuses it)?"""
+    weights: dict[str, float] = {}
+    for item in (accept_encoding or "").split(","):
+        coding, *params = (p.strip() for p in item.split(";"))
+        weight = 1.0
+        for param in params:
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    weight = float(value)
+                except ValueError:
+                    weight = 0.0
+        if coding:
+            weights[coding.lower()] = weight
+    for coding in ("gzip", "x-gzip"):
+        if coding in weights:
+            return weights[coding] > 0
+    return weights.get("*", 0.0) > 0
+
+
 def snapshot_list(
     store: SnapshotStore,
     name: str,
@@ -67,17 +115,18 @@ def snapshot_list(
     build: Callable[[], bytes],
     now: Callable[[], datetime],
     max_age: timedelta = MAX_AGE,
-) -> bytes:
+) -> ListBody:
     """The list `name`: its snapshot if current, else `build()` (kept as the snapshot)."""
     started = now()
     seen = version()
     snapshot = store.read(name)
     if current(snapshot, seen, started, max_age):
         assert snapshot is not None
-        return snapshot.body
-    body = build()
+        return ListBody(gzipped=snapshot.body)
+    xml = build()
+    gzipped = gzip.compress(xml, compresslevel=1, mtime=0)
     try:
-        store.write(name, Snapshot(body=body, label=label_of(seen), built=started))
+        store.write(name, Snapshot(body=gzipped, label=label_of(seen), built=started))
     except AzureError as e:
         log.warning("the snapshot of %s was not kept: %s", name, e)
-    return body
+    return ListBody(xml=xml, gzipped=gzipped)

@@ -45,7 +45,7 @@ from shared.services.classic.images import (
     new_image_details,
     update_changes,
 )
-from shared.services.classic.snapshots import SnapshotStore, snapshot_list
+from shared.services.classic.snapshots import ListBody, SnapshotStore, snapshot_list
 from shared.services.classic.xmldoc import (
     InvalidXmlBody,
     add_all,
@@ -290,12 +290,14 @@ def list_vm_images_body(catalog: ImageCatalog, wanted: VmImageFilter) -> Iterato
     return listing.vm_images_xml_rows(filter(wanted.matches_row, rows), from_entity, _vm_image)
 
 
-def vm_images_list(catalog: ImageCatalog, wanted: VmImageFilter, snapshots: SnapshotStore) -> bytes:
+def vm_images_list(
+    catalog: ImageCatalog, wanted: VmImageFilter, snapshots: SnapshotStore
+) -> ListBody:
     """List VM Images' whole body: unfiltered, from its snapshot while the catalog is
     unchanged (see `os_images_list`); filtered, built."""
     build = lambda: joined(list_vm_images_body(catalog, wanted))  # noqa: E731
     if wanted != VmImageFilter():
-        return build()
+        return ListBody(xml=build())
     return snapshot_list(
         snapshots, "vm-images.xml", catalog.version, build, lambda: datetime.now(UTC)
     )
