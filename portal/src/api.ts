@@ -128,6 +128,11 @@ export interface Image {
   Generation?: number;
   Probe?: Probe;
   Warnings?: string[];
+  State?: string;
+  ReplacedBy?: string | null;
+  ExcludeFromLatest?: boolean;
+  EndOfLifeDate?: string | null;
+  DeletionProtection?: boolean;
   [field: string]: unknown;
 }
 export interface Partition {

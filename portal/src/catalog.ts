@@ -218,6 +218,16 @@ function actions(ctx: Ctx, image: Image): HTMLElement {
   const label = h("input", { id: "e-label", value: image.Label, required: true, maxlength: 4096 });
   const family = h("input", { id: "e-family", value: image.ImageFamily ?? "", maxlength: 256 });
   const description = h("textarea", { id: "e-description", rows: 3, maxlength: 4096 }, image.Description ?? "");
+  // Lifecycle (README: Lifecycle and integrity): what "latest" offers and what may be removed.
+  const state = h(
+    "select",
+    { id: "e-state", "aria-describedby": "e-state-help" },
+    ["Active", "Deprecated", "Disabled"].map((v) => h("option", { value: v, selected: (image.State ?? "Active") === v }, v)),
+  );
+  const replacedBy = h("input", { id: "e-replaced", value: image.ReplacedBy ?? "", maxlength: 256, placeholder: "an image name" });
+  const excluded = h("input", { id: "e-excluded", type: "checkbox", checked: !!image.ExcludeFromLatest });
+  const endOfLife = h("input", { id: "e-eol", type: "date", value: (image.EndOfLifeDate ?? "").slice(0, 10) });
+  const protectedBox = h("input", { id: "e-protected", type: "checkbox", checked: !!image.DeletionProtection });
   const edit = h(
     "form",
     { class: "stack", "aria-labelledby": "s-edit" },
@@ -228,6 +238,16 @@ function actions(ctx: Ctx, image: Image): HTMLElement {
     family,
     h("label", { for: "e-description" }, "Description"),
     description,
+    h("h3", null, "Lifecycle"),
+    h("label", { for: "e-state" }, "State"),
+    state,
+    h("p", { id: "e-state-help", class: "muted" }, "Deprecated: listed and usable, never \u201clatest\u201d. Disabled: listed, not offered for new VMs."),
+    h("label", { for: "e-replaced" }, "Replaced by"),
+    replacedBy,
+    h("label", { for: "e-eol" }, "End of life"),
+    endOfLife,
+    h("div", { class: "check" }, excluded, h("label", { for: "e-excluded" }, "Held back from \u201clatest\u201d")),
+    h("div", { class: "check" }, protectedBox, h("label", { for: "e-protected" }, "Deletion protection")),
     h("div", { class: "row" }, h("button", { type: "submit" }, "Save changes")),
   );
   edit.addEventListener("submit", async (ev) => {
@@ -238,6 +258,11 @@ function actions(ctx: Ctx, image: Image): HTMLElement {
         Label: label.value,
         ImageFamily: family.value.trim() || null,
         Description: description.value || null,
+        State: state.value,
+        ReplacedBy: replacedBy.value.trim() || null,
+        ExcludeFromLatest: excluded.checked,
+        EndOfLifeDate: endOfLife.value ? `${endOfLife.value}T00:00:00Z` : null,
+        DeletionProtection: protectedBox.checked,
       });
       out.ok("Saved.");
       await imagePage(ctx, image.ImageName);

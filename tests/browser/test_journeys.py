@@ -299,3 +299,56 @@ def test_remove_an_image_with_its_disks_after_a_confirmation(
     for d in disks:
         container, blob = d.split("/", 1)
         assert not storage.blobs.get_blob_client(container, blob).exists()
+
+
+def test_retire_an_image_from_the_portal(
+    page: Page, catalog_app: AppHost, function_key: str, storage: StorageAccount, watch: Watch
+) -> None:
+    """Lifecycle from the Edit form: deprecate the newest image of a family in favour of
+    the one before it, hold it back, give it an end of life and protect it; "latest" moves
+    back, and removing it is refused with the reason."""
+    older, _ = _user_image(catalog_app, function_key, storage)
+    newer, _ = _user_image(catalog_app, function_key, storage)
+    family = f"Portal lifecycle {newer[-8:]}"
+    for name in (older, newer):
+        r = requests.patch(
+            f"{catalog_app.base_url}/api/images/{name}",
+            json={"ImageFamily": family},
+            headers={"x-functions-key": function_key},
+            timeout=10,
+        )
+        assert r.status_code == 200, r.text
+    latest = f"/api/families/{quote(family)}/latest"
+    assert api(catalog_app, latest).json()["ImageName"] == newer
+
+    page.goto(f"/#/images/{newer}")
+    page.evaluate(f"k => sessionStorage.setItem('{KEY_STORAGE}', k)", function_key)
+    page.get_by_label("State").select_option("Deprecated")
+    page.get_by_label("Replaced by").fill(older)
+    page.get_by_label("End of life").fill("2030-01-31")
+    page.get_by_label("Held back from “latest”").check()
+    page.get_by_label("Deletion protection").check()
+    page.get_by_role("button", name="Save changes").click()
+    deadline = time.monotonic() + 30
+    while (doc := api(catalog_app, f"/api/images/{newer}").json())["State"] != "Deprecated":
+        assert time.monotonic() < deadline, "the change was not saved"
+        time.sleep(0.2)
+    assert (doc["State"], doc["ReplacedBy"], doc["ExcludeFromLatest"]) == (
+        "Deprecated",
+        older,
+        True,
+    )
+    assert (doc["EndOfLifeDate"][:10], doc["DeletionProtection"]) == ("2030-01-31", True)
+    assert api(catalog_app, latest).json()["ImageName"] == older
+    # the form shows what is stored
+    page.reload()
+    expect(page.get_by_label("State")).to_have_value("Deprecated")
+    expect(page.get_by_label("Deletion protection")).to_be_checked()
+
+    watch.expect_http_error(409)
+    page.get_by_role("button", name="Remove image…").click()
+    page.get_by_role("dialog", name="Remove this image?").get_by_role(
+        "button", name="Remove"
+    ).click()
+    expect(page.get_by_role("alert")).to_contain_text("protect")
+    assert api(catalog_app, f"/api/images/{newer}").status_code == 200
