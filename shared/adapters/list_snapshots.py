@@ -1,16 +1,19 @@
 """Snapshots of whole list answers, kept as blobs (shared/services/classic/snapshots.py).
 
 One blob per list (`classic/os-images.xml`, ...): the body as it was answered, with
-what it was built from in its metadata. A blob is written whole in one call, so a
-reader gets a whole snapshot with its own label, never one list's body under
-another's label.
+what it was built from in its metadata, written in one upload (one Put Blob, or blocks
+with random ids committed with the metadata in one Put Block List), so a reader gets
+one whole snapshot with its own label, and two writers at once never mix their blocks
+(one of them may fail: a commit discards the other's uncommitted blocks). A read that
+overlaps a rewrite (a download in several ranges sees the blob change) is no
+snapshot: the list is built instead.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from azure.core.exceptions import ResourceNotFoundError
+from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 from azure.storage.blob import ContainerClient
 
 from shared.services.classic.snapshots import Snapshot
@@ -24,15 +27,16 @@ class BlobSnapshots:
     def read(self, name: str) -> Snapshot | None:
         try:
             download = self.container.download_blob(self.prefix + name)
-        except ResourceNotFoundError:
+            meta = download.properties.metadata or {}
+            body = download.readall()
+        except (ResourceNotFoundError, ResourceModifiedError):
             return None
-        meta = download.properties.metadata or {}
         try:
-            built = datetime.fromisoformat(meta["built"])
-            label = meta["label"]
+            return Snapshot(
+                body=body, label=meta["label"], built=datetime.fromisoformat(meta["built"])
+            )
         except (KeyError, ValueError):
             return None  # not one of ours, or from an older writer: built again
-        return Snapshot(body=download.readall(), label=label, built=built)
 
     def write(self, name: str, snapshot: Snapshot) -> None:
         self.container.upload_blob(
